@@ -1,0 +1,81 @@
+"""Step functions of the two cells, each forward next to its backward (CS231n's layer pairs, micrograd's habit).
+
+Shapes: B batch, H hidden, G gate pre-activations (H for the RNN; 4H for the LSTM, stacked i, f, g, o as in PyTorch).
+The pre-activation a_t = x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T is computed by `bptt` for both cells alike; a cell
+only maps a_t (and c_{t-1}) to h_t, and back.
+
+Backward is split in two so the BPTT loop stays short: `factors` computes, for a whole chunk of steps at once
+(leading axes (C, B, ...)), every local derivative that does not depend on the incoming gradient; `step_backward`
+then does the few operations per step that do. Both are exact: no approximation is made anywhere.
+
+Nonlinearities and their derivatives follow PyTorch's autograd formulas (sigmoid = 1/(1+exp(-a)), s' = s(1-s),
+tanh' = 1-t^2), so gradlab and PyTorch agree to rounding even in saturation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# ---- vanilla RNN: h_t = phi(a_t) ---------------------------------------------------------------------------------
+
+ACTIVATIONS = {
+    "tanh": (np.tanh, lambda h: 1.0 - h * h),
+    "relu": (lambda a: np.maximum(a, 0.0), lambda h: (h > 0).astype(h.dtype)),
+    "linear": (lambda a: a, lambda h: np.ones_like(h)),
+}
+
+
+def rnn_step_forward(a: np.ndarray, nonlinearity: str) -> np.ndarray:
+    """a (B, H) -> h (B, H)."""
+    return ACTIVATIONS[nonlinearity][0](a)
+
+
+def rnn_factors(h: np.ndarray, nonlinearity: str) -> np.ndarray:
+    """phi'(a_t) expressed through h_t (all three nonlinearities allow it): (..., B, H)."""
+    return ACTIVATIONS[nonlinearity][1](h)
+
+
+def rnn_step_backward(dh: np.ndarray, deriv: np.ndarray) -> np.ndarray:
+    """dh (B, H) = total dL/dh_t, deriv = rnn_factors(h_t) -> da (B, H) = dL/da_t."""
+    return dh * deriv
+
+
+# ---- LSTM: gates = (sig(a_i), sig(a_f), tanh(a_g), sig(a_o)); c_t = f c_{t-1} + i g; h_t = o tanh(c_t) -------
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def lstm_step_forward(a: np.ndarray, c_prev: np.ndarray, gates_out: np.ndarray | None = None):
+    """a (B, 4H), c_prev (B, H) -> (h (B, H), c (B, H), gates (B, 4H)). Gates may be written into `gates_out`."""
+    H = c_prev.shape[-1]
+    gates = sigmoid(a) if gates_out is None else np.divide(1.0, 1.0 + np.exp(-a), out=gates_out)
+    gates[..., 2 * H:3 * H] = np.tanh(a[..., 2 * H:3 * H])
+    i, f, g, o = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:3 * H], gates[..., 3 * H:]
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c, gates
+
+
+def lstm_factors(gates: np.ndarray, c: np.ndarray, c_prev: np.ndarray) -> dict[str, np.ndarray]:
+    """Local derivatives of steps (..., B, .): every product in step_backward that does not involve the gradient."""
+    H = c.shape[-1]
+    i, f, g, o = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:3 * H], gates[..., 3 * H:]
+    tc = np.tanh(c)
+    # dL/da for i, f, g is dc times these (stacked so one multiply serves all three blocks)
+    ifg = np.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g)], axis=-1)
+    return {
+        "ifg": ifg.reshape(ifg.shape[:-1] + (3, H)),  # (..., B, 3, H)
+        "o": tc * o * (1.0 - o),                      # dL/da_o = dh * this
+        "h_to_c": o * (1.0 - tc * tc),                # dL/dc_t gets dh_t * this
+        "f": f,                                       # dL/dc_{t-1} = dL/dc_t * f_t
+    }
+
+
+def lstm_step_backward(dh: np.ndarray, dc_next: np.ndarray, fac: dict[str, np.ndarray], da_out: np.ndarray):
+    """dh (B, H) total dL/dh_t; dc_next (B, H) = the part of dL/dc_t coming from step t+1 (dc_{t+1} f_{t+1}).
+    Writes dL/da_t into da_out (B, 4H); returns (dc (B, H) = total dL/dc_t, dc_prev_part = dc f_t)."""
+    B, H = dh.shape
+    dc = dc_next + dh * fac["h_to_c"]
+    da = da_out.reshape(B, 4, H)
+    np.multiply(dc[:, None, :], fac["ifg"], out=da[:, :3])
+    np.multiply(dh, fac["o"], out=da[:, 3])
+    return dc, dc * fac["f"]

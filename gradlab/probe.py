@@ -1,0 +1,106 @@
+"""probe(cfg): one batch, one forward pass, full BPTT, everything recorded. verify(path): recompute a bundle.
+
+Randomness: one SeedSequence(cfg.seed) is split into a data stream and a parameter stream, so the RNN and the
+LSTM built from the same Config see exactly the same batches whatever their parameter counts.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import bptt
+from .config import Config
+from .init import init_params
+from .record import PARAM_NAMES, Probe, check_shapes, flag_nonfinite, load
+from .tasks import make_batch
+
+
+def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """(data_rng, param_rng) for a seed."""
+    data, param = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(data), np.random.default_rng(param)
+
+
+def prepare_params(params: dict, cfg: Config, x_shape: tuple, loss_kind: str, y_shape: tuple) -> dict[str, np.ndarray]:
+    """Validate user parameters (e.g. a PyTorch state_dict saved with numpy) against cfg and the task.
+
+    Keys may carry a module prefix ("lstm.weight_hh_l0" from a model with an `lstm` submodule); the read-out must be
+    called head.weight / head.bias (an nn.Linear named `head`).
+    """
+    found: dict[str, np.ndarray] = {}
+    for key, value in params.items():
+        name = key if key in PARAM_NAMES else next((n for n in PARAM_NAMES[:4] if key.endswith("." + n)), None)
+        if name is None:
+            raise ValueError(f"unexpected parameter {key!r}: expected {', '.join(PARAM_NAMES)}"
+                             " (a single-layer, unidirectional cell and a linear read-out named head)")
+        if name in found:
+            raise ValueError(f"parameter {name!r} given twice (as {key!r})")
+        a = np.asarray(value)
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"parameter {key!r} has non-numeric dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"parameter {key!r} holds nan or inf")
+        found[name] = a.astype(cfg.dtype)
+    missing = [n for n in PARAM_NAMES if n not in found]
+    if missing:
+        raise ValueError(f"missing parameter(s) {missing}")
+    where = f"params for cell={cfg.cell}, task={cfg.task}"
+    check_shapes(found, x_shape, cfg.cell, loss_kind, y_shape, x_shape[:2], where)
+    if found["weight_hh_l0"].shape[1] != cfg.hidden:
+        raise ValueError(f"{where}: weight_hh_l0 has hidden size {found['weight_hh_l0'].shape[1]}, "
+                         f"but hidden = {cfg.hidden}; set hidden to match the weights")
+    return found
+
+
+def probe(cfg: Config, params: dict | None = None) -> Probe:
+    """Forward + BPTT on the first batch of cfg's task, at initialisation or on the given parameters."""
+    data_rng, param_rng = rngs(cfg.seed)
+    batch = make_batch(cfg.task, cfg.seq_len, cfg.batch, data_rng)
+    if params is None:
+        params = init_params(cfg, batch.x.shape[-1], batch.n_out, param_rng)
+    else:
+        params = prepare_params(params, cfg, batch.x.shape, batch.loss_kind, batch.y.shape)
+    return _probe(params, batch.x.astype(cfg.dtype), batch.y, batch.y_mask.astype(cfg.dtype), cfg.cell,
+                  cfg.nonlinearity, batch.loss_kind, config=cfg)
+
+
+def _probe(params, x, y, y_mask, cell, nonlinearity, loss_kind, **extra) -> Probe:
+    rec = bptt.run(params, x, y, y_mask, cell, nonlinearity, loss_kind)
+    grads = rec.pop("grads")
+    return Probe(cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=x, y=y, y_mask=y_mask, params=params,
+                 grads=grads, nonfinite=flag_nonfinite(rec), **rec, **extra)
+
+
+def verify(path: str | os.PathLike) -> dict[str, float]:
+    """Recompute a bundle from its parameters and data; the largest relative error per recorded quantity.
+
+    Relative error is max|new - saved| / max|saved| per array (for the per-step norms, elementwise against each
+    step's own magnitude, so a 1e-200 gradient is checked as strictly as a 1). Matching nan/inf count as equal.
+    """
+    b = load(path)
+    new = _probe(b.params, b.x, b.y, b.y_mask, b.cell, b.nonlinearity, b.loss_kind)
+    errors = {"loss": _rel(np.array(new.loss), np.array(b.loss), elementwise=True)}
+    for name in ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm", "h", "c", "gates"):
+        saved = getattr(b, name)
+        if saved is not None:
+            errors[name] = _rel(getattr(new, name), saved, elementwise=name.endswith("_norm"))
+    for k, g in b.grads.items():
+        errors[f"grad.{k}"] = _rel(new.grads[k], g)
+    return errors
+
+
+def _rel(a: np.ndarray, b: np.ndarray, elementwise: bool = False) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    if same.all():
+        return 0.0
+    with np.errstate(all="ignore"):
+        diff = np.where(same, 0.0, np.abs(a.astype(np.float64) - b))
+        if elementwise:
+            r = diff / np.where(same, 1.0, np.abs(b))
+        else:
+            r = diff / np.max(np.abs(b[np.isfinite(b)]), initial=0.0)
+    r = np.where(np.isnan(r), np.inf, r)
+    return float(np.max(r))

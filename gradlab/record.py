@@ -1,0 +1,187 @@
+"""The Probe record and the .npz bundle format (save, load, verify).
+
+A bundle is a plain `.npz` anyone can read with numpy, without pickle:
+  format "gradlab-bundle/1"; config (JSON); cell; nonlinearity; loss_kind ("mse" | "xent");
+  x (T, B, D); y ((T, B, O) floats for mse, (T, B) integer classes for xent); y_mask (T, B);
+  parameters under PyTorch's state_dict names (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, head.weight,
+  head.bias; LSTM gates stacked i, f, g, o) and their gradients as grad.<name>;
+  recorded values: loss, grad_h_norm, grad_whh_contrib_norm, h, and for the LSTM grad_c_norm, c, gates;
+  nonfinite (JSON, see `flag_nonfinite`).
+Loading refuses other formats, missing or misshapen arrays and pickled objects with a message that says which.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Config
+
+FORMAT = "gradlab-bundle/1"
+PARAM_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")
+PROFILES = ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm")
+
+
+@dataclass
+class Probe:
+    """One forward pass and full BPTT on one batch, with everything recorded per step (shapes in bptt.py)."""
+
+    cell: str
+    nonlinearity: str
+    loss_kind: str
+    x: np.ndarray
+    y: np.ndarray
+    y_mask: np.ndarray
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    loss: float
+    grad_h_norm: np.ndarray
+    grad_whh_contrib_norm: np.ndarray
+    h: np.ndarray
+    grad_c_norm: np.ndarray | None = None
+    c: np.ndarray | None = None
+    gates: np.ndarray | None = None
+    config: Config | None = None
+    note: str = ""  # the bundle's config text when it is not a gradlab Config (e.g. a PyTorch reference)
+    nonfinite: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def seq_len(self) -> int:
+        return self.x.shape[0]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the bundle atomically (a temporary file renamed into place: no partial file on failure)."""
+        arrays = {
+            "format": np.array(FORMAT), "cell": np.array(self.cell), "nonlinearity": np.array(self.nonlinearity),
+            "loss_kind": np.array(self.loss_kind),
+            "config": np.array(self.config.to_json() if self.config else self.note),
+            "nonfinite": np.array(json.dumps(self.nonfinite)),
+            "x": self.x, "y": self.y, "y_mask": self.y_mask, "loss": np.array(self.loss),
+        }
+        arrays.update(self.params)
+        arrays.update({f"grad.{k}": v for k, v in self.grads.items()})
+        for name in PROFILES + ("h", "c", "gates"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        path = os.fspath(path)
+        tmp = path + ".tmp.npz"
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def flag_nonfinite(rec: dict) -> dict[str, dict]:
+    """Which recorded quantities hold 0 (underflow), inf or nan, and where computation first met them.
+
+    For the backward profiles "first" is the largest t (BPTT reaches late steps first), for the forward state h the
+    smallest t; `count` says how many steps are affected. grad_whh_contrib_norm[0] is 0 by construction (h_{-1} = 0)
+    and is not flagged.
+    """
+    flags: dict[str, dict] = {}
+    if not np.isfinite(rec["loss"]):
+        flags["loss"] = {"kind": "nan" if np.isnan(rec["loss"]) else "inf", "step": None, "count": 1}
+    for name in PROFILES:
+        v = rec.get(name)
+        if v is None:
+            continue
+        v = v[1:] if name == "grad_whh_contrib_norm" else v
+        offset = 1 if name == "grad_whh_contrib_norm" else 0
+        for kind, bad in (("nan", np.isnan(v)), ("inf", np.isinf(v)), ("zero", v == 0)):
+            if bad.any():
+                flags[f"{name}:{kind}"] = {"kind": kind, "step": int(np.flatnonzero(bad)[-1]) + offset,
+                                            "count": int(bad.sum())}
+    bad_h = ~np.isfinite(rec["h"]).all(axis=(1, 2))
+    if bad_h.any():
+        flags["h:nonfinite"] = {"kind": "nan" if np.isnan(rec["h"]).any() else "inf",
+                                "step": int(np.flatnonzero(bad_h)[0]), "count": int(bad_h.sum())}
+    return flags
+
+
+def load(path: str | os.PathLike) -> Probe:
+    """Read a bundle written by `Probe.save` (or by anyone following the format); refuse anything else clearly."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a gradlab bundle (.npz): {e}") from None
+    except ValueError as e:  # numpy refuses object arrays when allow_pickle=False
+        raise ValueError(f"{path}: refused: the file holds pickled objects, which gradlab never loads ({e})") from None
+    except Exception as e:  # a corrupt member can surface as almost anything inside numpy or zipfile
+        raise ValueError(f"{path}: unreadable bundle: {type(e).__name__}: {e}") from None
+    fmt = _text(d, "format", path)
+    if fmt != FORMAT:
+        raise ValueError(f"{path}: format {fmt!r} is not supported: this gradlab reads {FORMAT!r}")
+    cell, loss_kind = _text(d, "cell", path), _text(d, "loss_kind", path)
+    if cell not in ("rnn", "lstm") or loss_kind not in ("mse", "xent"):
+        raise ValueError(f"{path}: cell {cell!r} / loss_kind {loss_kind!r} not one of rnn|lstm / mse|xent")
+    nonlinearity = _text(d, "nonlinearity", path) if "nonlinearity" in d else "tanh"
+    if nonlinearity not in ("tanh", "relu", "linear"):
+        raise ValueError(f"{path}: nonlinearity {nonlinearity!r} is not one of tanh, relu, linear")
+    config_text = _text(d, "config", path) if "config" in d else ""
+    try:
+        cfg = Config.from_json(config_text)
+    except ValueError:
+        cfg = None  # e.g. a reference bundle computed elsewhere: still fully usable, the text is kept as a note
+    for k in ("x", "y", "y_mask", "loss", "grad_h_norm", "grad_whh_contrib_norm", "h") + PARAM_NAMES:
+        if k not in d:
+            raise ValueError(f"{path}: missing array {k!r}")
+    params = {k: _numeric(d, k, path) for k in PARAM_NAMES}
+    check_shapes(params, d["x"].shape, cell, loss_kind, d["y"].shape, d["y_mask"].shape, path)
+    optional = {k: _numeric(d, k, path) for k in ("grad_c_norm", "c", "gates") if k in d}
+    return Probe(
+        cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=_numeric(d, "x", path),
+        y=_numeric(d, "y", path), y_mask=_numeric(d, "y_mask", path), params=params,
+        grads={k: _numeric(d, f"grad.{k}", path) for k in PARAM_NAMES if f"grad.{k}" in d},
+        loss=float(_numeric(d, "loss", path)), grad_h_norm=_numeric(d, "grad_h_norm", path),
+        grad_whh_contrib_norm=_numeric(d, "grad_whh_contrib_norm", path), h=_numeric(d, "h", path),
+        config=cfg, note="" if cfg else config_text,
+        nonfinite=json.loads(_text(d, "nonfinite", path)) if "nonfinite" in d else {}, **optional)
+
+
+def check_shapes(params: dict, x_shape: tuple, cell: str, loss_kind: str, y_shape: tuple, mask_shape: tuple,
+                 where: str = "params") -> None:
+    """Every array's shape must agree with every other's; the message names the first that does not."""
+    if len(x_shape) != 3:
+        raise ValueError(f"{where}: x must be (T, B, D), got shape {x_shape}")
+    T, B, D = x_shape
+    W_hh = params["weight_hh_l0"]
+    if W_hh.ndim != 2:
+        raise ValueError(f"{where}: weight_hh_l0 must be 2-D, got shape {W_hh.shape}")
+    G, H = W_hh.shape
+    if G != (4 * H if cell == "lstm" else H):
+        raise ValueError(f"{where}: weight_hh_l0 has shape {W_hh.shape}, expected ({4 * H if cell == 'lstm' else H}, {H}) "
+                         f"for a {cell.upper()} with hidden size {H}")
+    O = params["head.weight"].shape[0] if params["head.weight"].ndim == 2 else -1
+    want = {"weight_ih_l0": (G, D), "bias_ih_l0": (G,), "bias_hh_l0": (G,), "head.weight": (O, H), "head.bias": (O,)}
+    for k, shape in want.items():
+        if params[k].shape != shape:
+            raise ValueError(f"{where}: {k} has shape {params[k].shape}, expected {shape}")
+    want_y = (T, B, O) if loss_kind == "mse" else (T, B)
+    if tuple(y_shape) != want_y or tuple(mask_shape) != (T, B):
+        raise ValueError(f"{where}: y {tuple(y_shape)} / y_mask {tuple(mask_shape)} do not match x {x_shape}: "
+                         f"expected {want_y} / {(T, B)}")
+
+
+def _text(d: dict, k: str, path: str) -> str:
+    if k not in d:
+        raise ValueError(f"{path}: missing entry {k!r}: not a gradlab bundle")
+    a = d[k]
+    if a.dtype.kind != "U" or a.ndim != 0:
+        raise ValueError(f"{path}: entry {k!r} should be a text scalar, got dtype {a.dtype} shape {a.shape}")
+    return str(a)
+
+
+def _numeric(d: dict, k: str, path: str) -> np.ndarray:
+    a = d[k]
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"{path}: array {k!r} has non-numeric dtype {a.dtype}")
+    return a
