@@ -106,6 +106,8 @@ def flag_nonfinite(rec: dict) -> dict[str, dict]:
 def load(path: str | os.PathLike) -> Probe:
     """Read a bundle written by `Probe.save` (or by anyone following the format); refuse anything else clearly."""
     path = os.fspath(path)
+    if os.path.exists(path) and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a gradlab bundle (.npz): the file is not a zip archive")
     try:
         with np.load(path, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}

@@ -1,0 +1,111 @@
+"""The command line: `python -m gradlab probe ...` and `python -m gradlab verify FILE.npz`.
+
+Flags are the Config's fields in kebab case (--seq-len for seq_len); every error is one line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+import numpy as np
+
+from .config import Config, describe
+from .probe import probe, verify
+from .record import load
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump: the user asked for help with --help
+        sys.stderr.write(f"gradlab: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.json", help="read the Config from a JSON file; flags override it")
+    for f in dataclasses.fields(Config):
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar=f.name.upper(),
+                       help=f"{f.metadata['help']}: {describe(f)} (default {f.default})")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    base: dict = {}
+    if args.config:
+        try:
+            with open(args.config) as fh:
+                base = json.load(fh)
+        except OSError as e:
+            raise ValueError(f"cannot read --config {args.config}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--config {args.config} is not valid JSON: {e}") from None
+        if not isinstance(base, dict):
+            raise ValueError(f"--config {args.config} must hold a JSON object of Config fields")
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    return Config.from_dict({**base, **flags})
+
+
+def summary(p) -> str:
+    g = p.grad_h_norm
+    cfg = p.config
+    what = f"{p.cell.upper()}" + (f" ({p.nonlinearity})" if p.cell == "rnn" else "")
+    if cfg:
+        what += f" on {cfg.task}, T={cfg.seq_len}, H={cfg.hidden}, B={cfg.batch}, init={cfg.init} x{cfg.init_scale:g}"
+    with np.errstate(all="ignore"):
+        ratio = g[0] / g[-1]
+    lines = [what, f"  loss                      {p.loss:.6g}",
+             f"  ||dL/dh_t|| at t=1        {g[0]:.3e}", f"  ||dL/dh_t|| at t=T        {g[-1]:.3e}",
+             f"  ratio first/last          {ratio:.3e}"]
+    if p.grad_c_norm is not None:
+        lines.append(f"  ||dL/dc_t|| at t=1        {p.grad_c_norm[0]:.3e}")
+    for name, fl in p.nonfinite.items():
+        lines.append(f"  flagged: {name} at step {fl['step']} ({fl['count']} step(s))")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m gradlab", description="Exact BPTT gradient dynamics of vanilla RNNs and LSTMs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p_probe = sub.add_parser("probe", help="one forward pass and full BPTT, recorded per step")
+    add_config_flags(p_probe)
+    p_probe.add_argument("--weights", metavar="FILE.npz",
+                         help="parameters under PyTorch state_dict names (e.g. a trained nn.LSTM saved with numpy)")
+    p_probe.add_argument("--out", metavar="FILE.npz", help="save the bundle here")
+    p_verify = sub.add_parser("verify", help="recompute a bundle and report the largest relative error per quantity")
+    p_verify.add_argument("bundle", metavar="FILE.npz")
+    p_verify.add_argument("--tol", type=float, default=1e-7, help="fail (exit 1) above this relative error")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "probe":
+            return _probe(args)
+        return _verify(args)
+    except ValueError as e:
+        sys.stderr.write(f"gradlab: error: {e}\n")
+        return 2
+    except OSError as e:
+        sys.stderr.write(f"gradlab: error: {e.filename or ''}: {e.strerror}\n")
+        return 2
+
+
+def _probe(args) -> int:
+    cfg = config_from_args(args)
+    params = None
+    if args.weights:
+        with np.load(args.weights, allow_pickle=False) as z:
+            params = {k: z[k] for k in z.files}
+    p = probe(cfg, params)
+    print(summary(p))
+    if args.out:
+        p.save(args.out)
+        print(f"saved {args.out}")
+    return 0
+
+
+def _verify(args) -> int:
+    errors = verify(args.bundle)
+    worst = max(errors.values())
+    for name, e in errors.items():
+        print(f"  {name:28s} {e:.2e}")
+    ok = worst <= args.tol
+    print(f"{'OK' if ok else 'MISMATCH'}: largest relative error {worst:.2e} (tolerance {args.tol:g})")
+    return 0 if ok else 1

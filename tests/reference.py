@@ -1,0 +1,56 @@
+"""An independent, deliberately naive re-implementation of the forward pass and loss, for gradient checks.
+
+It shares no code with gradlab's engine (textbook sigmoid, no chunking, no fused biases), and lets a test inject a
+perturbation into any h_t / c_t or give each step its own copy of W_hh, so central differences can check not only
+the parameter gradients but the *total* dL/dh_t, dL/dc_t and each step's term of dL/dW_hh.
+"""
+import numpy as np
+
+
+def loss(params, x, y, mask, cell, nonlinearity="tanh", loss_kind="mse", dh=None, dc=None, W_steps=None):
+    T, B, _ = x.shape
+    H = params["weight_hh_l0"].shape[1]
+    h, c = np.zeros((B, H)), np.zeros((B, H))
+    total = 0.0
+    for t in range(T):
+        W = params["weight_hh_l0"] if W_steps is None else W_steps[t]
+        a = x[t] @ params["weight_ih_l0"].T + params["bias_ih_l0"] + h @ W.T + params["bias_hh_l0"]
+        if cell == "rnn":
+            h = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}[nonlinearity](a)
+        else:
+            i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+            i, f, o, g = 1 / (1 + np.exp(-i)), 1 / (1 + np.exp(-f)), 1 / (1 + np.exp(-o)), np.tanh(g)
+            c = f * c + i * g
+            if dc is not None:
+                c = c + dc[t]
+            h = o * np.tanh(c)
+        if dh is not None:
+            h = h + dh[t]
+        out = h @ params["head.weight"].T + params["head.bias"]
+        if loss_kind == "mse":
+            total += np.sum(mask[t] * np.mean((out - y[t]) ** 2, axis=-1))
+        else:
+            logz = np.log(np.sum(np.exp(out - out.max(-1, keepdims=True)), -1)) + out.max(-1)
+            total += np.sum(mask[t] * (logz - out[np.arange(B), y[t]]))
+    return total / mask.sum()
+
+
+def numeric_grad(f, a, eps=1e-6):
+    """Central differences of the scalar f() with respect to every entry of `a` (perturbed in place, restored)."""
+    g = np.zeros_like(a)
+    it = np.nditer(a, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = a[i]
+        a[i] = old + eps
+        plus = f()
+        a[i] = old - eps
+        minus = f()
+        a[i] = old
+        g[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+def rel_error(a, b):
+    """max |a - b| / max(|a| + |b|), CS231n's measure taken over the whole array."""
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), 1e-300))

@@ -1,0 +1,40 @@
+"""gradlab against PyTorch autograd: the reference bundles (float64) from shared/golden, copied into fixtures."""
+import numpy as np
+import pytest
+from conftest import GOLDEN
+
+import gradlab
+
+assert GOLDEN, "the golden fixtures are missing"
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
+def test_matches_pytorch_autograd(path):
+    errors = gradlab.verify(path)
+    b = gradlab.load(path)
+    expected = {"loss", "grad_h_norm", "grad_whh_contrib_norm", "h"} | {f"grad.{k}" for k in b.params}
+    if b.cell == "lstm":
+        expected |= {"grad_c_norm", "c", "gates"}
+    assert expected <= set(errors)  # every recorded quantity was compared, not just some
+    bad = {k: v for k, v in errors.items() if not v <= 1e-10}
+    assert not bad, bad
+
+
+def test_verify_catches_a_wrong_bundle(tmp_path):
+    """verify must be able to fail: alter one recorded value and it has to say so."""
+    b = gradlab.load(GOLDEN[0])
+    b.grad_h_norm = b.grad_h_norm.copy()
+    b.grad_h_norm[3] *= 1 + 1e-6
+    b.grads["weight_hh_l0"] = b.grads["weight_hh_l0"] + 1e-5
+    b.save(tmp_path / "tampered.npz")
+    errors = gradlab.verify(tmp_path / "tampered.npz")
+    assert errors["grad_h_norm"] == pytest.approx(1e-6, rel=1e-3)
+    assert errors["grad.weight_hh_l0"] > 1e-7
+    assert errors["loss"] <= 1e-12
+
+
+def test_linear_orthogonal_reference_follows_theory():
+    b = gradlab.load([p for p in GOLDEN if "linear" in p.stem][0])
+    g = b.grad_h_norm
+    T = len(g)
+    assert np.allclose(g / g[-1], 0.9 ** (T - 1 - np.arange(T)), rtol=1e-13, atol=0)

@@ -1,0 +1,125 @@
+"""Central differences in float64 against every gradient gradlab computes: the step functions, the parameter
+gradients of full BPTT, and the per-step records (total dL/dh_t, dL/dc_t, step t's term of dL/dW_hh)."""
+import numpy as np
+import pytest
+import reference as ref
+
+from gradlab import bptt, cells
+
+TOL = 1e-7
+CASES = [("rnn", "tanh", "mse"), ("rnn", "relu", "mse"), ("rnn", "linear", "mse"), ("rnn", "tanh", "xent"),
+         ("lstm", "tanh", "mse"), ("lstm", "tanh", "xent")]
+
+
+def problem(cell, loss_kind, T=6, B=3, D=2, H=4, O=3, seed=0):
+    rng = np.random.default_rng(seed)
+    G = 4 * H if cell == "lstm" else H
+    params = {"weight_ih_l0": rng.normal(0, 0.7, (G, D)), "weight_hh_l0": rng.normal(0, 0.7, (G, H)),
+              "bias_ih_l0": rng.normal(0, 0.3, G), "bias_hh_l0": rng.normal(0, 0.3, G),
+              "head.weight": rng.normal(0, 0.7, (O, H)), "head.bias": rng.normal(0, 0.3, O)}
+    x = rng.normal(size=(T, B, D))
+    y = rng.normal(size=(T, B, O)) if loss_kind == "mse" else rng.integers(0, O, size=(T, B))
+    mask = (rng.uniform(size=(T, B)) < 0.6).astype(float)
+    mask[-1] = 1.0  # the last step always counts, so gradients travel the whole sequence
+    return params, x, y, mask
+
+
+# ---- step functions: forward against a textbook formula, backward against central differences ----------------
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "linear"])
+def test_rnn_step(nonlinearity):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(3, 5))
+    a[np.abs(a) < 1e-3] = 0.5  # keep relu's kink out of the finite-difference stencil
+    up = rng.normal(size=(3, 5))
+    f = lambda: np.sum(up * cells.rnn_step_forward(a, nonlinearity))
+    h = cells.rnn_step_forward(a, nonlinearity)
+    da = cells.rnn_step_backward(up, cells.rnn_factors(h, nonlinearity))
+    assert ref.rel_error(da, ref.numeric_grad(f, a)) < TOL
+
+
+def test_lstm_step():
+    rng = np.random.default_rng(2)
+    B, H = 3, 4
+    a, c_prev = rng.normal(size=(B, 4 * H)), rng.normal(size=(B, H))
+    up_h, up_c = rng.normal(size=(B, H)), rng.normal(size=(B, H))
+
+    def f():
+        h, c, _ = cells.lstm_step_forward(a, c_prev)
+        return np.sum(up_h * h) + np.sum(up_c * c)
+
+    h, c, gates = cells.lstm_step_forward(a, c_prev)
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    i, fg, g, o = sig(a[:, :H]), sig(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
+    assert np.allclose(c, fg * c_prev + i * g, rtol=1e-15, atol=0)
+    assert np.allclose(h, o * np.tanh(c), rtol=1e-15, atol=0)
+    fac = cells.lstm_factors(gates, c, c_prev)
+    da = np.empty((B, 4 * H))
+    # up_c is the gradient reaching c_t from step t+1; the step returns the total dL/dc_t and passes dc f_t back
+    dc, dc_prev = cells.lstm_step_backward(up_h, up_c, fac, da)
+    assert ref.rel_error(da, ref.numeric_grad(f, a)) < TOL
+    assert ref.rel_error(dc_prev, ref.numeric_grad(f, c_prev)) < TOL
+    assert ref.rel_error(dc, up_c + up_h * o * (1 - np.tanh(c) ** 2)) < 1e-14
+
+
+# ---- full BPTT -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell,nonlinearity,loss_kind", CASES)
+def test_parameter_gradients(cell, nonlinearity, loss_kind):
+    params, x, y, mask = problem(cell, loss_kind)
+    rec = bptt.run(params, x, y, mask, cell, nonlinearity, loss_kind)
+    f = lambda: ref.loss(params, x, y, mask, cell, nonlinearity, loss_kind)
+    assert abs(rec["loss"] - f()) < 1e-14 * abs(f())
+    for name in params:
+        err = ref.rel_error(rec["grads"][name], ref.numeric_grad(f, params[name]))
+        assert err < TOL, (name, err)
+
+
+@pytest.mark.parametrize("cell,nonlinearity,loss_kind", CASES)
+def test_total_hidden_and_cell_gradients(cell, nonlinearity, loss_kind):
+    params, x, y, mask = problem(cell, loss_kind)
+    rec = bptt.run(params, x, y, mask, cell, nonlinearity, loss_kind)
+    T, B, _ = x.shape
+    H = params["weight_hh_l0"].shape[1]
+    dh = np.zeros((T, B, H))
+    num = ref.numeric_grad(lambda: ref.loss(params, x, y, mask, cell, nonlinearity, loss_kind, dh=dh), dh)
+    want = np.sqrt(np.sum(num ** 2, axis=(1, 2)))
+    assert ref.rel_error(rec["grad_h_norm"], want) < TOL
+    # the total, not just the read-out's share: early steps get gradient although their own mask may be 0
+    assert np.all(rec["grad_h_norm"] > 0)
+    if cell == "lstm":
+        dc = np.zeros((T, B, H))
+        num = ref.numeric_grad(lambda: ref.loss(params, x, y, mask, cell, nonlinearity, loss_kind, dc=dc), dc)
+        assert ref.rel_error(rec["grad_c_norm"], np.sqrt(np.sum(num ** 2, axis=(1, 2)))) < TOL
+
+
+@pytest.mark.parametrize("cell,nonlinearity,loss_kind", CASES)
+def test_per_step_weight_gradient_terms(cell, nonlinearity, loss_kind):
+    params, x, y, mask = problem(cell, loss_kind)
+    rec = bptt.run(params, x, y, mask, cell, nonlinearity, loss_kind)
+    W_steps = np.repeat(params["weight_hh_l0"][None], x.shape[0], axis=0)  # step t uses its own copy
+    num = ref.numeric_grad(lambda: ref.loss(params, x, y, mask, cell, nonlinearity, loss_kind, W_steps=W_steps), W_steps)
+    assert rec["grad_whh_contrib_norm"][0] == 0.0  # h_{-1} = 0
+    assert ref.rel_error(rec["grad_whh_contrib_norm"], np.sqrt(np.sum(num ** 2, axis=(1, 2)))) < TOL
+    assert ref.rel_error(rec["grads"]["weight_hh_l0"], num.sum(axis=0)) < TOL
+
+
+def test_chunk_boundaries_do_not_matter(monkeypatch):
+    """The backward pass works in blocks of CHUNK steps; a sequence spanning several blocks must give the same
+    records as one processed in a single block."""
+    params, x, y, mask = problem("lstm", "mse", T=40, seed=3)
+    whole = bptt.run(params, x, y, mask, "lstm", "tanh", "mse")
+    monkeypatch.setattr(bptt, "CHUNK", 7)
+    parts = bptt.run(params, x, y, mask, "lstm", "tanh", "mse")
+    for k in ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm"):
+        assert ref.rel_error(parts[k], whole[k]) < 1e-13
+    for k in params:
+        assert ref.rel_error(parts["grads"][k], whole["grads"][k]) < 1e-13
+
+
+def test_norms_survive_far_below_float64_squares():
+    """A naive sqrt(sum(g*g)) is 0 below ~1e-154; gradlab's norms must stay exact there and above 1e154."""
+    g = np.array([[[3e-200, 4e-200]], [[3e200, 4e200]], [[0.0, 0.0]], [[np.inf, 1.0]], [[np.nan, 1.0]]])
+    n = bptt.safe_norm(g, (1, 2))
+    assert n[0] == pytest.approx(5e-200, rel=1e-15) and n[1] == pytest.approx(5e200, rel=1e-15)
+    assert n[2] == 0.0 and np.isinf(n[3]) and np.isnan(n[4])

@@ -1,0 +1,129 @@
+"""Bundles (save, load, refuse), non-finite flags, the CLI, and weights from PyTorch's state_dict layout."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradlab
+from gradlab.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_save_load_round_trip(tmp_path, cell):
+    p = gradlab.probe(gradlab.Config(cell=cell, seq_len=20, hidden=5, batch=3, task="copy"))
+    p.save(tmp_path / "b.npz")
+    q = gradlab.load(tmp_path / "b.npz")
+    assert q.config == p.config and q.loss == p.loss and q.nonfinite == p.nonfinite
+    for k in ("x", "y", "y_mask", "grad_h_norm", "grad_whh_contrib_norm", "h"):
+        assert np.array_equal(getattr(q, k), getattr(p, k))
+    assert all(np.array_equal(q.grads[k], p.grads[k]) for k in p.grads)
+    assert (q.gates is None) == (cell == "rnn")
+    with np.load(tmp_path / "b.npz", allow_pickle=False) as z:  # anyone can read it with numpy alone
+        assert str(z["format"]) == "gradlab-bundle/1" and "grad.weight_hh_l0" in z.files
+    assert list(tmp_path.iterdir()) == [tmp_path / "b.npz"]  # no temporary file left behind
+
+
+def test_load_refuses_what_is_not_a_bundle(tmp_path):
+    good = gradlab.probe(gradlab.Config(seq_len=5, hidden=3, batch=2))
+    good.save(tmp_path / "g.npz")
+    arrays = dict(np.load(tmp_path / "g.npz"))
+    cases = {
+        "format": dict(arrays, format=np.array("gradlab-bundle/99")),
+        "missing array 'h'": {k: v for k, v in arrays.items() if k != "h"},
+        "weight_hh_l0 has shape": dict(arrays, weight_hh_l0=np.zeros((3, 4))),
+        "non-numeric": dict(arrays, x=np.full(arrays["x"].shape, "a")),
+    }
+    for words, content in cases.items():
+        np.savez(tmp_path / "bad.npz", **content)
+        with pytest.raises(ValueError, match=words):
+            gradlab.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "pickled.npz", **dict(arrays, x=np.array([{"evil": 1}], dtype=object)))
+    with pytest.raises(ValueError, match="pickled"):
+        gradlab.load(tmp_path / "pickled.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a gradlab bundle"):
+        gradlab.load(tmp_path / "text.npz")
+
+
+def test_underflow_to_zero_is_recorded_and_flagged():
+    p = gradlab.probe(gradlab.Config(init="gaussian", init_scale=0.3, seq_len=1000, hidden=16, batch=4))
+    g = p.grad_h_norm
+    assert g[0] == 0.0 and g[-1] > 0
+    flag = p.nonfinite["grad_h_norm:zero"]
+    assert flag["step"] == np.flatnonzero(g == 0)[-1] and flag["count"] == np.sum(g == 0)
+    nz = g[g > 0]
+    assert nz.min() < 1e-300  # followed into the subnormals, not cut off at 1e-154
+
+
+def test_overflow_is_recorded_and_flagged_without_warnings():
+    p = gradlab.probe(gradlab.Config(nonlinearity="relu", init="gaussian", init_scale=3.0, seq_len=1000, hidden=16,
+                                     batch=4))
+    assert not np.isfinite(p.loss) or not np.all(np.isfinite(p.grad_h_norm))
+    assert p.nonfinite  # flagged, with a step
+
+
+def test_float32_underflows_where_float64_does_not():
+    cfg = gradlab.Config(seq_len=400, hidden=16, batch=4)
+    assert np.all(gradlab.probe(cfg).grad_h_norm > 0)
+    p32 = gradlab.probe(cfg.replace(dtype="float32"))
+    assert p32.h.dtype == np.float32 and "grad_h_norm:zero" in p32.nonfinite
+
+
+def test_weights_from_a_pytorch_style_state_dict(tmp_path):
+    """A model with an `lstm` submodule and a `head` Linear saves keys like lstm.weight_hh_l0 / head.weight."""
+    cfg = gradlab.Config(cell="lstm", seq_len=30, hidden=6, batch=4)
+    p = gradlab.probe(cfg)
+    sd = {("lstm." + k if not k.startswith("head") else k): v for k, v in p.params.items()}
+    np.savez(tmp_path / "w.npz", **sd)
+    q = gradlab.probe(cfg, params=dict(np.load(tmp_path / "w.npz")))
+    assert q.loss == p.loss and np.array_equal(q.grad_h_norm, p.grad_h_norm)
+    with pytest.raises(ValueError, match="hidden"):
+        gradlab.probe(cfg.replace(hidden=7), params=p.params)
+    with pytest.raises(ValueError, match="missing parameter"):
+        gradlab.probe(cfg, params={k: v for k, v in p.params.items() if k != "head.bias"})
+    with pytest.raises(ValueError, match="unexpected parameter 'weight_ih_l1'"):
+        gradlab.probe(cfg, params=dict(p.params, weight_ih_l1=p.params["weight_ih_l0"]))
+
+
+def test_cli_probe_then_verify(tmp_path, capsys):
+    out = tmp_path / "lstm.npz"
+    assert main(["probe", "--cell", "lstm", "--seq-len", "40", "--hidden", "8", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "LSTM on adding, T=40, H=8" in text and "saved" in text
+    assert gradlab.load(out).config == gradlab.Config(cell="lstm", seq_len=40, hidden=8)
+    assert main(["verify", str(out)]) == 0
+    assert "OK: largest relative error 0.00e+00" in capsys.readouterr().out
+
+
+def test_cli_config_file_and_flags_override(tmp_path, capsys):
+    (tmp_path / "c.json").write_text('{"cell": "lstm", "seq_len": 25, "hidden": 4}')
+    out = tmp_path / "b.npz"
+    assert main(["probe", "--config", str(tmp_path / "c.json"), "--seq-len", "12", "--out", str(out)]) == 0
+    assert gradlab.load(out).config == gradlab.Config(cell="lstm", seq_len=12, hidden=4)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["probe", "--seq-len", "-3"], "seq_len = -3"),
+    (["probe", "--init", "he"], "init = 'he'"),
+    (["probe", "--bogus"], "unrecognized arguments"),
+    (["verify", "/nonexistent.npz"], "no such file"),
+    (["probe", "--config", "/nonexistent.json"], "cannot read --config"),
+    (["probe", "--weights", "/nonexistent.npz"], "No such file"),
+])
+def test_cli_errors_are_one_line_exit_2(argv, words):
+    r = subprocess.run([sys.executable, "-m", "gradlab", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2
+    assert words in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cli_verify_fails_on_a_mismatch(tmp_path, capsys):
+    p = gradlab.probe(gradlab.Config(seq_len=10, hidden=3, batch=2))
+    p.grad_h_norm = p.grad_h_norm * 1.001
+    p.save(tmp_path / "t.npz")
+    assert main(["verify", str(tmp_path / "t.npz")]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
