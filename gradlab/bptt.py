@@ -29,6 +29,20 @@ def safe_norm(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.squeeze(np.sqrt(np.sum(np.square(a / s), axis=axes, keepdims=True)) * s, axis=axes).astype(np.float64)
 
 
+def _term_norms(da: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
+    """||da_t^T h_{t-1}||_F for each step of a chunk, da (n, B, G), h_prev (n, B, H).
+
+    Both factors are scaled by their largest entry first, so the (n, G, H) products cannot under- or overflow and
+    need no second scan for their maximum: norm = s_a s_h ||(da/s_a)^T (h/s_h)||.
+    """
+    n = da.shape[0]
+    sa = np.abs(da.reshape(n, -1)).max(axis=1, initial=0.0)
+    sh = np.abs(h_prev.reshape(n, -1)).max(axis=1, initial=0.0)
+    sa, sh = np.where((sa > 0) & np.isfinite(sa), sa, 1.0), np.where((sh > 0) & np.isfinite(sh), sh, 1.0)
+    terms = np.matmul((da / sa[:, None, None]).transpose(0, 2, 1), h_prev / sh[:, None, None])
+    return np.sqrt(np.einsum("tij,tij->t", terms, terms)).astype(np.float64) * sa * sh
+
+
 def head_loss(yhat: np.ndarray, y: np.ndarray, y_mask: np.ndarray, loss_kind: str):
     """yhat (T, B, O) -> (loss, dL/dyhat (T, B, O))."""
     denom = y_mask.sum()
@@ -65,13 +79,15 @@ def forward(params: dict, x: np.ndarray, cell: str, nonlinearity: str) -> dict[s
 
 
 def run(params: dict, x: np.ndarray, y: np.ndarray, y_mask: np.ndarray, cell: str, nonlinearity: str,
-        loss_kind: str) -> dict:
-    """One forward pass and full BPTT with per-step recording (see the module docstring)."""
+        loss_kind: str, record: bool = True) -> dict:
+    """One forward pass and full BPTT with per-step recording (see the module docstring).
+
+    record=False skips the per-step norms (a training step needs only the loss and the gradients)."""
     with np.errstate(all="ignore"):  # blow-ups are data here: they are recorded and flagged, not warned about
-        return _run(params, x, y, y_mask, cell, nonlinearity, loss_kind)
+        return _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record)
 
 
-def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind):
+def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
     dtype = params["weight_hh_l0"].dtype
     x, y_mask = x.astype(dtype, copy=False), y_mask.astype(dtype, copy=False)
     y = y.astype(dtype, copy=False) if loss_kind == "mse" else y
@@ -118,15 +134,20 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind):
                 dh_buf[k] = dh = dh_loss[t0 + k] + dh_next
                 dc_buf[k], dc_next = cells.lstm_step_backward(dh, dc_next, {name: v[k] for name, v in fac.items()}, da[k])
                 dh_next = da[k] @ W_hh
-            grad_c[t0:t1] = safe_norm(dc_buf, (1, 2))
-        grad_h[t0:t1] = safe_norm(dh_buf, (1, 2))
-        terms = np.matmul(da.transpose(0, 2, 1), hs[t0:t1])  # (n, G, H): step t's term da_t^T h_{t-1}
-        contrib[t0:t1] = safe_norm(terms, (1, 2))
-        dW_hh += terms.sum(axis=0)
+            if record:
+                grad_c[t0:t1] = safe_norm(dc_buf, (1, 2))
+        if record:
+            grad_h[t0:t1] = safe_norm(dh_buf, (1, 2))
+            contrib[t0:t1] = _term_norms(da, hs[t0:t1])
+        dW_hh += da.reshape(n * B, G).T @ hs[t0:t1].reshape(n * B, H)
         dW_ih += da.reshape(n * B, G).T @ x[t0:t1].reshape(n * B, D)
         db += da.sum(axis=(0, 1))
     grads.update({"weight_ih_l0": dW_ih, "weight_hh_l0": dW_hh, "bias_ih_l0": db, "bias_hh_l0": db.copy()})
-    rec = {"loss": float(loss), "grads": grads, "h": h, "grad_h_norm": grad_h, "grad_whh_contrib_norm": contrib}
+    rec = {"loss": float(loss), "grads": grads, "h": h}
+    if record:
+        rec.update(grad_h_norm=grad_h, grad_whh_contrib_norm=contrib)
     if cell == "lstm":
-        rec.update(grad_c_norm=grad_c, c=fw["cs"][1:], gates=fw["gates"])
+        rec.update(c=fw["cs"][1:], gates=fw["gates"])
+        if record:
+            rec["grad_c_norm"] = grad_c
     return rec
