@@ -1,8 +1,11 @@
 """gradlab: watch gradients vanish, explode or survive through time in a vanilla RNN and an LSTM."""
+from . import analysis
 from .config import Config
 from .probe import probe, verify
-from .record import FORMAT, Probe, load
+from .record import FORMAT, RUN_FORMAT, Probe, Progress, Run, load
 from .tasks import Baseline, Batch, make_batch
+from .train import train, train_pair
 
 __version__ = "0.1.0"
-__all__ = ["Config", "probe", "verify", "load", "Probe", "FORMAT", "Baseline", "Batch", "make_batch", "__version__"]
+__all__ = ["Config", "probe", "verify", "load", "train", "train_pair", "analysis", "Probe", "Run", "Progress",
+           "FORMAT", "RUN_FORMAT", "Baseline", "Batch", "make_batch", "__version__"]

@@ -143,7 +143,7 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
         dW_ih += da.reshape(n * B, G).T @ x[t0:t1].reshape(n * B, D)
         db += da.sum(axis=(0, 1))
     grads.update({"weight_ih_l0": dW_ih, "weight_hh_l0": dW_hh, "bias_ih_l0": db, "bias_hh_l0": db.copy()})
-    rec = {"loss": float(loss), "grads": grads, "h": h}
+    rec = {"loss": float(loss), "grads": grads, "h": h, "yhat": yhat}
     if record:
         rec.update(grad_h_norm=grad_h, grad_whh_contrib_norm=contrib)
     if cell == "lstm":

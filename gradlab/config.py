@@ -56,6 +56,7 @@ class Config:
     dtype: str = field(default="float64", metadata=_choice(DTYPES, "floating-point precision"))
     steps: int = field(default=500, metadata=_range(int, 0, 1_000_000, "training steps"))
     optimizer: str = field(default="adam", metadata=_choice(OPTIMIZERS, "optimiser"))
+    momentum: float = field(default=0.9, metadata=_range(float, 0.0, 0.999, "SGD momentum (PyTorch's form)"))
     lr: float = field(default=1e-3, metadata=_range(float, 0.0, 10.0, "learning rate", lo_open=True))
     clip: float = field(default=1.0, metadata=_range(float, 0.0, 1e6, "clipping threshold", lo_open=True))
     clip_mode: str = field(default="norm", metadata=_choice(CLIP_MODES, "gradient clipping: by global norm, by value, or none"))

@@ -21,6 +21,9 @@ import numpy as np
 from .config import Config
 
 FORMAT = "gradlab-bundle/1"
+RUN_FORMAT = "gradlab-run/1"
+RUN_ARRAYS = ("loss", "accuracy", "grad_norm_pre", "grad_norm_post", "clipped", "record_steps", "probe_loss",
+              "grad_h_norm", "grad_whh_contrib_norm", "grad_c_norm", "gate_means", "gates_last", "eigvals", "singvals")
 PARAM_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")
 PROFILES = ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm")
 
@@ -45,6 +48,7 @@ class Probe:
     c: np.ndarray | None = None
     gates: np.ndarray | None = None
     config: Config | None = None
+    yhat: np.ndarray | None = None  # the read-out at every step (T, B, O); not part of the bundle
     note: str = ""  # the bundle's config text when it is not a gradlab Config (e.g. a PyTorch reference)
     nonfinite: dict[str, dict] = field(default_factory=dict)
 
@@ -66,14 +70,75 @@ class Probe:
         for name in PROFILES + ("h", "c", "gates"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
-        path = os.fspath(path)
-        tmp = path + ".tmp.npz"
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        _write(path, arrays)
+
+
+def _write(path: str | os.PathLike, arrays: dict) -> None:
+    """Write atomically: a temporary file renamed into place, so a failure leaves no partial bundle."""
+    path = os.fspath(path)
+    tmp = path + ".tmp.npz"
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@dataclass
+class Run:
+    """A training run's record (arrays grow while training; a snapshot is consistent at any time)."""
+
+    config: Config
+    loss_kind: str
+    loss: np.ndarray  # (S,) training-batch loss before the step's update
+    accuracy: np.ndarray | None  # (S,) for tasks with a criterion
+    grad_norm_pre: np.ndarray  # (S,) global gradient norm before clipping
+    grad_norm_post: np.ndarray  # (S,) after clipping
+    clipped: np.ndarray  # (S,) bool
+    record_steps: np.ndarray  # (R,) the number of updates done when each record was taken
+    probe_loss: np.ndarray  # (R,)
+    grad_h_norm: np.ndarray  # (R, T)
+    grad_whh_contrib_norm: np.ndarray  # (R, T)
+    eigvals: np.ndarray  # (R, n, H) complex
+    singvals: np.ndarray  # (R, n, H)
+    param_norms: dict[str, np.ndarray]  # name -> (R,)
+    params: dict[str, np.ndarray]  # the parameters after the last update
+    grad_c_norm: np.ndarray | None = None  # (R, T), LSTM
+    gate_means: np.ndarray | None = None  # (R, T, 4) mean of i, f, g, o over batch and units, LSTM
+    gates_last: np.ndarray | None = None  # (T, k, 4H) full gates of k probe sequences at the last record, LSTM
+    stopped: dict | None = None  # {"reason", "step"} when training stopped before cfg.steps
+    elapsed: float = 0.0
+
+    def save(self, path: str | os.PathLike) -> None:
+        """A run bundle: format gradlab-run/1, the same family and conventions as a probe bundle."""
+        arrays = {"format": np.array(RUN_FORMAT), "config": np.array(self.config.to_json()),
+                  "loss_kind": np.array(self.loss_kind), "stopped": np.array(json.dumps(self.stopped)),
+                  "elapsed": np.array(self.elapsed)}
+        for name in RUN_ARRAYS:
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        arrays.update({f"param_norm.{k}": v for k, v in self.param_norms.items()})
+        arrays.update(self.params)
+        _write(path, arrays)
+
+    @property
+    def cell(self) -> str:
+        return self.config.cell
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.loss)
+
+
+@dataclass
+class Progress:
+    cell: str
+    step: int  # updates done
+    steps: int  # updates planned
+    elapsed: float
+    run: Run  # a snapshot with everything recorded so far
+    recorded: bool  # True when this call follows a new record
 
 
 def flag_nonfinite(rec: dict) -> dict[str, dict]:
@@ -103,8 +168,8 @@ def flag_nonfinite(rec: dict) -> dict[str, dict]:
     return flags
 
 
-def load(path: str | os.PathLike) -> Probe:
-    """Read a bundle written by `Probe.save` (or by anyone following the format); refuse anything else clearly."""
+def load(path: str | os.PathLike) -> "Probe | Run":
+    """Read a probe bundle or a run bundle (by its `format`); refuse anything else clearly."""
     path = os.fspath(path)
     if os.path.exists(path) and not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a gradlab bundle (.npz): the file is not a zip archive")
@@ -120,8 +185,10 @@ def load(path: str | os.PathLike) -> Probe:
     except Exception as e:  # a corrupt member can surface as almost anything inside numpy or zipfile
         raise ValueError(f"{path}: unreadable bundle: {type(e).__name__}: {e}") from None
     fmt = _text(d, "format", path)
+    if fmt == RUN_FORMAT:
+        return _load_run(d, path)
     if fmt != FORMAT:
-        raise ValueError(f"{path}: format {fmt!r} is not supported: this gradlab reads {FORMAT!r}")
+        raise ValueError(f"{path}: format {fmt!r} is not supported: this gradlab reads {FORMAT!r} and {RUN_FORMAT!r}")
     cell, loss_kind = _text(d, "cell", path), _text(d, "loss_kind", path)
     if cell not in ("rnn", "lstm") or loss_kind not in ("mse", "xent"):
         raise ValueError(f"{path}: cell {cell!r} / loss_kind {loss_kind!r} not one of rnn|lstm / mse|xent")
@@ -147,6 +214,24 @@ def load(path: str | os.PathLike) -> Probe:
         grad_whh_contrib_norm=_numeric(d, "grad_whh_contrib_norm", path), h=_numeric(d, "h", path),
         config=cfg, note="" if cfg else config_text,
         nonfinite=json.loads(_text(d, "nonfinite", path)) if "nonfinite" in d else {}, **optional)
+
+
+def _load_run(d: dict, path: str) -> Run:
+    cfg = Config.from_json(_text(d, "config", path))
+    missing = [k for k in RUN_ARRAYS[:10] + PARAM_NAMES if k not in d]
+    if missing:
+        raise ValueError(f"{path}: run bundle is missing {missing}")
+    arrays = {k: _numeric(d, k, path) for k in RUN_ARRAYS if k in d}
+    S, R = len(arrays["loss"]), len(arrays["record_steps"])
+    for k, v in arrays.items():
+        want = S if k in ("loss", "accuracy", "grad_norm_pre", "grad_norm_post", "clipped") else R
+        if k != "gates_last" and (v.ndim == 0 or v.shape[0] != want):
+            raise ValueError(f"{path}: {k} has shape {v.shape}, expected a first axis of {want}")
+    stopped = json.loads(_text(d, "stopped", path))
+    return Run(config=cfg, loss_kind=_text(d, "loss_kind", path), stopped=stopped,
+               param_norms={k: _numeric(d, f"param_norm.{k}", path) for k in PARAM_NAMES if f"param_norm.{k}" in d},
+               params={k: _numeric(d, k, path) for k in PARAM_NAMES}, elapsed=float(d.get("elapsed", 0.0)),
+               **{k: arrays.get(k) for k in RUN_ARRAYS})
 
 
 def check_shapes(params: dict, x_shape: tuple, cell: str, loss_kind: str, y_shape: tuple, mask_shape: tuple,
@@ -184,6 +269,6 @@ def _text(d: dict, k: str, path: str) -> str:
 
 def _numeric(d: dict, k: str, path: str) -> np.ndarray:
     a = d[k]
-    if a.dtype.kind not in "fiub":
+    if a.dtype.kind not in "fiubc":
         raise ValueError(f"{path}: array {k!r} has non-numeric dtype {a.dtype}")
     return a

@@ -147,3 +147,14 @@ def input_output_sizes(task: str) -> tuple[int, int]:
     """(D, O) of a task, without drawing a batch."""
     b = make_batch(task, 20, 1, np.random.default_rng(0))
     return b.x.shape[-1], b.n_out
+
+
+def accuracy(task: str, batch: Batch, yhat: np.ndarray) -> float | None:
+    """Fraction correct on the counted steps: argmax for classification tasks; for adding_hs97 the fraction of
+    sequences with |error| < 0.04 (H&S 1997's criterion); None for adding, which has no such criterion."""
+    m = batch.y_mask > 0
+    if batch.loss_kind == "xent":
+        return float(np.mean(yhat.argmax(-1)[m] == batch.y[m]))
+    if task == "adding_hs97":
+        return float(np.mean(np.abs(yhat[m, 0] - batch.y[m, 0]) < 0.04))
+    return None

@@ -1,0 +1,106 @@
+"""Theory to draw over the measurement: spectra, Pascanu's bound, the forget-gate product, fitted decay rates,
+and a one-line diagnosis a lecturer can read out.
+
+Conventions: a profile g is (T,) per-step norms ||dL/dh_t||; curves are anchored at the last step T-1 (where the
+loss enters) and go back in lag k = T-1-t. Rates are per step: < 1 vanishes, > 1 explodes.
+This module computes; it draws nothing (plots.py does).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# |phi'| <= gamma for each nonlinearity (Pascanu, Mikolov & Bengio 2013). The LSTM's gates are sigmoids (1/4).
+GAMMA = {"tanh": 1.0, "relu": 1.0, "linear": 1.0, "sigmoid": 0.25}
+
+# Diagnosis thresholds on r = ||dL/dh_0|| / ||dL/dh_(T-1)||: a factor of 1000 either way is still "preserved"
+# (three orders of magnitude is what a log-scale plot shows as a clear slope).
+VANISHING_BELOW = 1e-3
+EXPLODING_ABOVE = 1e3
+TAIL_FRACTION = 0.5  # the rate is fitted on the half of the profile farthest from the loss (past the transient)
+
+
+def blocks(W_hh: np.ndarray) -> np.ndarray:
+    """(G, H) -> (n, H, H): the RNN's matrix, or the LSTM's four gate blocks i, f, g, o."""
+    G, H = W_hh.shape
+    return W_hh.reshape(G // H, H, H)
+
+
+def spectrum(W_hh: np.ndarray) -> dict[str, np.ndarray]:
+    """Eigenvalues (n, H) complex, singular values (n, H) descending, rho (n,) and sigma_max (n,) per block."""
+    W = blocks(np.asarray(W_hh, dtype=np.float64))
+    if not np.isfinite(W).all():
+        n, H = W.shape[:2]
+        nan = np.full((n, H), np.nan)
+        return {"eigvals": nan.astype(complex), "singvals": nan, "rho": nan[:, 0], "sigma_max": nan[:, 0]}
+    eig = np.linalg.eigvals(W)
+    sv = np.linalg.svd(W, compute_uv=False)
+    return {"eigvals": eig, "singvals": sv, "rho": np.abs(eig).max(axis=1), "sigma_max": sv[:, 0]}
+
+
+def theory_curves(g: np.ndarray, W_hh: np.ndarray, nonlinearity: str = "tanh") -> dict[str, np.ndarray]:
+    """RNN: rho^k, sigma_max^k and Pascanu's bound (gamma sigma_max)^k, each times g[T-1], for k = T-1-t."""
+    sp = spectrum(W_hh)
+    k = np.arange(len(g))[::-1]
+    with np.errstate(all="ignore"):
+        return {
+            "rho": g[-1] * sp["rho"][0] ** k,
+            "sigma_max": g[-1] * sp["sigma_max"][0] ** k,
+            "pascanu": g[-1] * (GAMMA[nonlinearity] * sp["sigma_max"][0]) ** k,
+        }
+
+
+def forget_product(gates: np.ndarray) -> np.ndarray:
+    """LSTM cell path: P[t] = mean over (batch, units) of prod_{s=t+1}^{T-1} f_s, from gates (T, B, 4H).
+
+    dc_t/dc_(t+1) = diag(f_(t+1)) along the cell path, so P[t] is how much of the last step's cell gradient survives
+    to step t through the cell alone (P[T-1] = 1)."""
+    H = gates.shape[-1] // 4
+    f = gates[1:, :, H:2 * H].astype(np.float64)
+    with np.errstate(all="ignore"):
+        logs = np.log(f)[::-1].cumsum(axis=0)[::-1]  # sum_{s>t} log f_s, exact in the tiny range
+        prod = np.exp(logs).mean(axis=(1, 2))
+    return np.append(prod, 1.0)
+
+
+def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION) -> float:
+    """Per-step decay rate from a log-linear least-squares fit of g[t] ~ C rate^(T-1-t) over the tail (the first
+    `tail` fraction of steps, farthest from the loss). Zeros and non-finite values are left out; nan if fewer than
+    three usable points remain."""
+    g = np.asarray(g, dtype=np.float64)
+    n = max(3, int(round(len(g) * tail)))
+    t = np.arange(len(g))[:n]
+    v = g[:n]
+    ok = np.isfinite(v) & (v > 0)
+    if ok.sum() < 3:
+        return float("nan")
+    slope = np.polyfit(t[ok], np.log(v[ok]), 1)[0]
+    return float(np.exp(-slope))
+
+
+def diagnose(g: np.ndarray) -> tuple[str, str]:
+    """(verdict, sentence) for a profile: "vanishing" | "exploding" | "preserved" | "underflow" | "overflow"."""
+    g = np.asarray(g, dtype=np.float64)
+    T = len(g)
+    first, last = g[0], g[-1]
+    if not np.isfinite(g).all():
+        bad = np.flatnonzero(~np.isfinite(g))[-1]
+        return "overflow", (f"exploding: the gradient overflowed float64 at step {bad + 1} of {T} "
+                            "(counting back from the loss it grows without bound)")
+    if last == 0:
+        return "underflow", "no gradient: the gradient at the last step is exactly zero"
+    if first == 0:
+        gone = np.flatnonzero(g == 0)[-1]
+        return "underflow", (f"vanishing: the gradient underflowed to exactly 0 at step {gone + 1} of {T} "
+                             "(below float64's smallest number, ~5e-324)")
+    r = first / last
+    if r < VANISHING_BELOW:
+        return "vanishing", f"vanishing: the gradient from step 1 is {r:.0e} of the gradient at step {T}"
+    if r > EXPLODING_ABOVE:
+        return "exploding", f"exploding: the gradient from step 1 is {r:.0e} times the gradient at step {T}"
+    return "preserved", f"preserved: the gradient from step 1 is {r:.2g} times the gradient at step {T}"
+
+
+def rate_label(g: np.ndarray, W_hh: np.ndarray) -> str:
+    """The legend line a plot prints, e.g. "measured 0.955 per step; rho = 0.950"."""
+    sp = spectrum(W_hh)
+    return f"measured {fit_rate(g):.3f} per step; rho = {sp['rho'][0]:.3f}"

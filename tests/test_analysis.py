@@ -1,0 +1,90 @@
+"""Theory functions against known answers (shared/TASKS.md)."""
+import numpy as np
+import pytest
+
+import gradlab
+from gradlab import analysis
+
+
+def linear_probe(W, T=300):
+    cfg = gradlab.Config(nonlinearity="linear", seq_len=T, hidden=W.shape[0], batch=8)
+    p0 = gradlab.probe(cfg).params
+    return gradlab.probe(cfg, params=dict(p0, weight_hh_l0=W))
+
+
+@pytest.mark.parametrize("a", [0.8, 0.97, 1.02])
+def test_fitted_rate_of_scaled_orthogonal_is_a(a):
+    cfg = gradlab.Config(nonlinearity="linear", init="orthogonal", init_scale=a, seq_len=200, hidden=16)
+    p = gradlab.probe(cfg)
+    assert analysis.fit_rate(p.grad_h_norm) == pytest.approx(a, abs=1e-6)
+    assert analysis.spectrum(p.params["weight_hh_l0"])["rho"][0] == pytest.approx(a, abs=1e-12)
+
+
+def test_rate_of_a_normal_matrix_is_its_spectral_radius():
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    lam = np.r_[0.95, rng.uniform(-0.8, 0.8, 11)]
+    W = Q @ np.diag(lam) @ Q.T  # symmetric, so normal
+    assert analysis.fit_rate(linear_probe(W, T=400).grad_h_norm) == pytest.approx(0.95, abs=1e-3)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gaussian_rate_follows_rho_not_sigma_max(seed):
+    """W ~ N(0, g^2/H): rho ~ g but sigma_max ~ 2g; the measured per-step rate is rho (Gelfand's formula)."""
+    cfg = gradlab.Config(nonlinearity="linear", init="gaussian", init_scale=0.9, seq_len=400, hidden=128, seed=seed)
+    p = gradlab.probe(cfg)
+    sp = analysis.spectrum(p.params["weight_hh_l0"])
+    rate = analysis.fit_rate(p.grad_h_norm)
+    assert sp["sigma_max"][0] > 1.6 * sp["rho"][0]
+    assert rate == pytest.approx(sp["rho"][0], rel=0.03)
+    assert rate < 0.6 * sp["sigma_max"][0]
+
+
+def test_theory_curves_bound_and_track_the_measurement():
+    p = gradlab.probe(gradlab.Config(init="gaussian", init_scale=0.5, seq_len=100))
+    c = analysis.theory_curves(p.grad_h_norm, p.params["weight_hh_l0"], "tanh")
+    g = p.grad_h_norm
+    assert c["pascanu"][-1] == g[-1] and np.all(g <= c["pascanu"] * (1 + 1e-12))  # a bound, when sigma_max < 1
+    assert "measured" in analysis.rate_label(g, p.params["weight_hh_l0"]) and "rho = " in analysis.rate_label(
+        g, p.params["weight_hh_l0"])
+
+
+def test_lstm_blocks_have_their_own_spectra():
+    p = gradlab.probe(gradlab.Config(cell="lstm", init="orthogonal", init_scale=0.7, hidden=10))
+    sp = analysis.spectrum(p.params["weight_hh_l0"])
+    assert sp["eigvals"].shape == (4, 10) and np.allclose(sp["singvals"], 0.7)
+
+
+@pytest.mark.parametrize("bf", [0.0, 1.0, 3.0])
+def test_forget_product_matches_sigmoid_power_for_tiny_weights(bf):
+    T, H = 80, 6
+    cfg = gradlab.Config(cell="lstm", seq_len=T, hidden=H, batch=3, forget_bias=bf)
+    p0 = gradlab.probe(cfg).params
+    tiny = {k: v * 1e-10 for k, v in p0.items()}
+    tiny["bias_ih_l0"] = np.where(np.arange(4 * H) // H == 1, bf, 0.0)
+    p = gradlab.probe(cfg, params=tiny)
+    s = 1 / (1 + np.exp(-bf))
+    want = s ** np.arange(T)[::-1]
+    np.testing.assert_allclose(analysis.forget_product(p.gates), want, rtol=1e-7)
+    # and the cell path is what the measured cell gradient follows when the hidden path is negligible
+    np.testing.assert_allclose(p.grad_c_norm / p.grad_c_norm[-1], want, rtol=1e-6)
+
+
+def test_fit_is_robust_to_zeros_and_infs():
+    g = 0.5 ** np.arange(100)[::-1].astype(float)
+    g[:10] = 0.0
+    g[50] = np.inf
+    assert analysis.fit_rate(g) == pytest.approx(0.5, abs=1e-9)
+    assert np.isnan(analysis.fit_rate(np.zeros(50)))
+
+
+@pytest.mark.parametrize("profile,verdict,words", [
+    (np.r_[1e-31, np.ones(199)], "vanishing", "vanishing: the gradient from step 1 is 1e-31 of the gradient at step 200"),
+    (np.r_[5e4, np.ones(99)], "exploding", "5e+04 times"),
+    (np.r_[0.5, np.ones(99)], "preserved", "preserved"),
+    (np.r_[0.0, 0.0, 1e-300, 1.0], "underflow", "underflowed to exactly 0 at step 2 of 4"),
+    (np.r_[np.inf, 1e300, 1.0], "overflow", "overflowed"),
+])
+def test_diagnosis_sentences(profile, verdict, words):
+    v, sentence = analysis.diagnose(profile)
+    assert v == verdict and words in sentence
