@@ -16,8 +16,8 @@ per configuration (loss, dL/dW_hh against both, and the per-step ||dL/dh_t|| aga
 run fails (exit status 1) if float64 disagrees by more than 1e-10 relative.
 
 Timing: an untimed warm-up round (which also provides the check), then `reps` rounds of gradlab, fused, stepwise in
-that order, with a short pause before the PyTorch calls (OpenBLAS's threads keep spinning for ~0.1 s after numpy's
-last call and would otherwise steal the cores from PyTorch). `reps` adapts to the cost of a round so a configuration
+that order, with a 0.2 s pause before the PyTorch calls (OpenBLAS's threads keep spinning for ~0.1 s after numpy's
+last call and would otherwise steal the cores from PyTorch: measured here, up to 2x slower PyTorch without it). `reps` adapts to the cost of a round so a configuration
 takes about `--budget` seconds (at least 3 rounds). Times are medians; ratios are medians of the per-round paired
 ratios (absolute times drift by +-30% between runs on these VMs, paired ratios much less).
 
@@ -476,7 +476,7 @@ def parse_args(argv=None):
     ap.add_argument("--budget", type=float, default=None, help="seconds per configuration (default 3, quick 1)")
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--max-reps", type=int, default=15)
-    ap.add_argument("--pause", type=float, default=0.1, help="seconds of sleep before the PyTorch calls (default 0.1)")
+    ap.add_argument("--pause", type=float, default=0.2, help="seconds of sleep before the PyTorch calls (default 0.2)")
     ap.add_argument("--no-torch", action="store_true", help="time gradlab alone even if torch is importable")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
     ap.add_argument("--markdown", action="store_true", help="print the report as markdown")
@@ -512,7 +512,7 @@ def main(argv=None) -> int:
     n_np, how = numpy_threads()
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; machine: {cpu_model()}, {os.cpu_count()} cpus; "
-        f"python {platform.python_version()}",
+        f"python {platform.python_version()}; load average at start {os.getloadavg()[0]:.2f}",
         f"numpy {np.__version__}, BLAS threads {n_np} ({how})",
     ]
     if have_torch:
@@ -557,7 +557,8 @@ def main(argv=None) -> int:
         env_threads = str(n_np)
         os.environ["BENCH_TORCH_THREADS"] = env_threads
         rss = measure_rss(*rss_cfg, have_torch)
-    header.append(f"wall time {time.perf_counter() - t_start:.0f} s")
+    header.append(f"wall time {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()[0]:.2f} "
+                  "(this run itself keeps it near 1-2; more means something else was running)")
 
     print(report(rows, header, rss, rss_cfg, have_torch, args.markdown, grid_note))
     if out_path != "-":
