@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test bench probe clean
+.PHONY: run test bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,18 @@ $(VENV)/.bench: requirements.txt requirements-bench.txt | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.run
-	$(BIN)/python -m gradlab probe --cell rnn
-	$(BIN)/python -m gradlab probe --cell lstm
+	$(BIN)/python -m streamlit run dashboard.py --server.port $(PORT)
 
-test: $(VENV)/.test
+# The browser tests and static export need a Chromium: Debian's package, installed when we are root and it is
+# missing. Elsewhere the tests that need it skip and say why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$BROWSER_PATH" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-open-sans >/dev/null; \
+	else echo "no chromium and no root: browser tests will be skipped (apt-get install chromium)"; fi
+
+test: $(VENV)/.test browser
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.bench

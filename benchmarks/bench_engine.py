@@ -52,10 +52,17 @@ from gradlab.init import init_params  # noqa: E402
 from gradlab.probe import rngs  # noqa: E402
 from gradlab.tasks import make_batch  # noqa: E402
 
-try:
-    import torch
-except ImportError:  # the engine's own figures are still printed
-    torch = None
+torch = None  # imported by load_torch(), so the peak-RSS child of gradlab runs without it
+
+
+def load_torch() -> bool:
+    global torch
+    try:
+        import torch as _torch
+    except ImportError:  # the engine's own figures are still printed
+        return False
+    torch = _torch
+    return True
 
 TARGET = {"float64": 0.6, "float32": 1.2}
 TOL = {"float64": 1e-10, "float32": 1e-4}
@@ -63,7 +70,6 @@ TASK, NONLINEARITY, LOSS = "adding", "tanh", "mse"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "engine.md"
 
 FULL = {"B": (32, 128), "H": (32, 64, 128), "T": (50, 200, 1000)}
-RNN_SUBSET = {"B": (32, 128), "H": (64, 128), "T": (50, 200, 1000)}
 QUICK = {"B": (32,), "H": (32, 64), "T": (50, 200)}
 ANCHOR = (32, 64)  # (B, H) of the linear-in-T check (the PERFORMANCE.md anchor)
 
@@ -71,7 +77,7 @@ ANCHOR = (32, 64)  # (B, H) of the linear-in-T check (the PERFORMANCE.md anchor)
 # ---- environment ---------------------------------------------------------------------------------------------------
 
 def _openblas_ctypes():
-    """numpy's OpenBLAS, found among the loaded libraries, as (get_num_threads, config string) or None."""
+    """numpy's OpenBLAS, found among the loaded libraries, as (get_num_threads, set_num_threads, config) or None."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
@@ -88,12 +94,15 @@ def _openblas_ctypes():
                 if get is None:
                     continue
                 get.restype = ctypes.c_int
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if setter is not None:
+                    setter.argtypes = [ctypes.c_int]
                 cfg = getattr(lib, f"{prefix}_get_config{suffix}", None)
                 text = ""
                 if cfg is not None:
                     cfg.restype = ctypes.c_char_p
                     text = cfg().decode(errors="replace")
-                return int(get()), text
+                return get, setter, text
     return None
 
 
@@ -110,12 +119,28 @@ def numpy_threads() -> tuple[int, str]:
         pass
     found = _openblas_ctypes()
     if found is not None:
-        return found[0], f"OpenBLAS get_num_threads via ctypes ({found[1].strip()})"
+        return int(found[0]()), f"OpenBLAS get_num_threads via ctypes ({found[2].strip()})"
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         v = os.environ.get(var, "")
         if v.strip().isdigit():
             return int(v), f"${var}"
     return os.cpu_count() or 1, "assumed = os.cpu_count() (no threadpoolctl, BLAS not identified)"
+
+
+def set_numpy_threads(n: int) -> None:
+    """Limit numpy's BLAS to n threads for the rest of the process (threadpoolctl, else OpenBLAS via ctypes)."""
+    np.ones((64, 64)) @ np.ones((64, 64))
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=n, user_api="blas")
+        return
+    except ImportError:
+        pass
+    found = _openblas_ctypes()
+    if found is None or found[1] is None:
+        raise SystemExit("--threads: cannot set numpy's BLAS threads (no threadpoolctl, OpenBLAS not found); "
+                         "set OPENBLAS_NUM_THREADS instead")
+    found[1](n)
 
 
 def cpu_model() -> str:
@@ -270,6 +295,7 @@ def bench_one(cell, dtype, B, H, T, args, have_torch) -> dict:
     row["reps"] = reps
     for name, ts in times.items():
         row[name + "_ms"] = 1e3 * statistics.median(ts)
+    row["spread"] = max(times["gradlab"]) / min(times["gradlab"])
     if have_torch:
         row["ratio"] = statistics.median(g / f for g, f in zip(times["gradlab"], times["fused"]))
         row["ratio_step"] = statistics.median(g / s for g, s in zip(times["gradlab"], times["stepwise"]))
@@ -282,16 +308,19 @@ def bench_one(cell, dtype, B, H, T, args, have_torch) -> dict:
 
 # ---- peak memory in a fresh process --------------------------------------------------------------------------------
 
-def _vmrss_kb() -> int:
+def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
 
 def rss_child(impl, cell, dtype, B, H, T) -> None:
-    """Run one call of `impl` in this (fresh) process and print peak RSS figures as JSON."""
+    """Run one call of `impl` in this (fresh) process and print peak RSS figures (KiB) as JSON.
+
+    ru_maxrss of a child started by a big parent can report the parent's size (Linux carries the high-water mark
+    of the pre-exec image over), so the child also reports VmHWM, the high-water mark of its own address space."""
     _, params, x, y, m = make_problem(cell, dtype, B, H, T)
     if impl == "gradlab":
         fn = gradlab_fn(cell, params, x, y, m)
@@ -299,17 +328,19 @@ def rss_child(impl, cell, dtype, B, H, T) -> None:
         fused, step = torch_fns(cell, params, x, y, m)
         fn = fused if impl == "fused" else step
     gc.collect()
-    before = _vmrss_kb()
+    before = _status_kb("VmRSS")
     out = fn()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    hwm = _status_kb("VmHWM") or maxrss
     del out
-    print(json.dumps({"impl": impl, "before_kb": before, "peak_kb": peak}))
+    print(json.dumps({"impl": impl, "before_kb": before, "peak_kb": hwm, "ru_maxrss_kb": maxrss}))
 
 
-def measure_rss(cell, dtype, B, H, T, have_torch) -> list[dict]:
+def measure_rss(cell, dtype, B, H, T, have_torch, threads) -> list[dict]:
     res = []
     for impl in ("gradlab", "fused", "stepwise") if have_torch else ("gradlab",):
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", impl, cell, dtype, str(B), str(H), str(T)]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", impl, cell, dtype, str(B), str(H), str(T),
+               "--threads", str(threads)]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             res.append({"impl": impl, "error": p.stderr.strip().splitlines()[-1:] or ["failed"]})
@@ -338,17 +369,18 @@ def main_table(rows, have_torch, markdown):
     if have_torch:
         headers = ["cell", "dtype", "B", "H", "T", "gradlab ms", "fused torch ms", "ratio (gradlab/fused)", "target",
                    "met?", "stepwise torch ms", "ratio vs stepwise", "gradlab GFLOP/s", "fused GFLOP/s",
-                   "max rel err vs torch", "reps"]
+                   "max rel err vs torch", "reps", "gradlab max/min"]
         body = [[r["cell"], r["dtype"], str(r["B"]), str(r["H"]), str(r["T"]), fmt_ms(r["gradlab_ms"]),
                  fmt_ms(r["fused_ms"]), f"{r['ratio']:.2f}", f"{r['target']:.1f}",
                  "yes" if r["met"] else "**no**" if markdown else "NO", fmt_ms(r["stepwise_ms"]),
                  f"{r['ratio_step']:.2f}", f"{r['gflops']:.1f}", f"{r['fused_gflops']:.1f}",
-                 f"{r['check']:.0e}" + ("" if r["check"] <= TOL[r["dtype"]] else " FAIL"), str(r["reps"])]
-                for r in rows]
+                 f"{r['check']:.0e}" + ("" if r["check"] <= TOL[r["dtype"]] else " FAIL"), str(r["reps"]),
+                 f"{r['spread']:.2f}"] for r in rows]
     else:
-        headers = ["cell", "dtype", "B", "H", "T", "gradlab ms", "gradlab GFLOP/s", "ms/step", "reps"]
+        headers = ["cell", "dtype", "B", "H", "T", "gradlab ms", "gradlab GFLOP/s", "ms/step", "reps", "max/min"]
         body = [[r["cell"], r["dtype"], str(r["B"]), str(r["H"]), str(r["T"]), fmt_ms(r["gradlab_ms"]),
-                 f"{r['gflops']:.1f}", f"{r['gradlab_ms'] / r['T']:.3f}", str(r["reps"])] for r in rows]
+                 f"{r['gflops']:.1f}", f"{r['gradlab_ms'] / r['T']:.3f}", str(r["reps"]), f"{r['spread']:.2f}"]
+                for r in rows]
     return table(headers, body, markdown)
 
 
@@ -396,13 +428,15 @@ def summary(rows, have_torch) -> list[str]:
 
 def rss_lines(rss, cfg) -> list[str]:
     cell, dtype, B, H, T = cfg
-    out = [f"Peak RSS, one call in a fresh process, {cell} {dtype} B={B} H={H} T={T} (resource.getrusage ru_maxrss; "
-           f"'call' = peak minus the RSS just before the call, i.e. after imports, data and parameters):"]
+    out = [f"Peak RSS of one call, each in a fresh process, {cell} {dtype} B={B} H={H} T={T} (high-water mark VmHWM, "
+           f"= resource.getrusage ru_maxrss when the child's own peak exceeds its parent's size; 'call' = peak minus "
+           f"the RSS just before the call, after imports, data and parameters; only the PyTorch children import torch):"]
     for r in rss:
         if "error" in r:
             out.append(f"- {r['impl']}: failed ({r['error'][0]})")
         else:
-            out.append(f"- {r['impl']}: peak {r['peak_kb'] / 1024:.0f} MiB, call {(r['peak_kb'] - r['before_kb']) / 1024:.0f} MiB")
+            out.append(f"- {r['impl']}: peak {r['peak_kb'] / 1024:.0f} MiB, call {(r['peak_kb'] - r['before_kb']) / 1024:.0f}"
+                       f" MiB (ru_maxrss {r['ru_maxrss_kb'] / 1024:.0f} MiB)")
     return out
 
 
@@ -444,12 +478,11 @@ def report(rows, header, rss, rss_cfg, have_torch, markdown, grid_note) -> str:
 
 # ---- main ----------------------------------------------------------------------------------------------------------
 
-def grid(cells, dtypes, quick, rnn_full):
+def grid(cells, dtypes, quick):
     configs, notes = [], []
     for cell in cells:
-        g = QUICK if quick else (FULL if cell == "lstm" or rnn_full else RNN_SUBSET)
-        notes.append(f"{cell}: B in {list(g['B'])}, H in {list(g['H'])}, T in {list(g['T'])}, dtypes {list(dtypes)}"
-                     + (" (RNN subset; --rnn-full for the whole grid)" if g is RNN_SUBSET else ""))
+        g = QUICK if quick else FULL
+        notes.append(f"grid {cell}: B in {list(g['B'])}, H in {list(g['H'])}, T in {list(g['T'])}, dtypes {list(dtypes)}")
         for dtype in dtypes:
             for B in g["B"]:
                 for H in g["H"]:
@@ -470,9 +503,10 @@ def check_probe_path() -> None:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small subset (B=32, H in 32,64, T in 50,200), 1 s per config")
-    ap.add_argument("--cells", default="lstm,rnn", help="comma-separated: lstm,rnn (default both; RNN on a subset)")
+    ap.add_argument("--cells", default="lstm,rnn", help="comma-separated: lstm,rnn (default both)")
     ap.add_argument("--dtypes", default="float64,float32", help="comma-separated: float64,float32")
-    ap.add_argument("--rnn-full", action="store_true", help="run the RNN on the full grid too")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="set numpy's BLAS threads (and so PyTorch's) to N; default: numpy's own setting")
     ap.add_argument("--budget", type=float, default=None, help="seconds per configuration (default 3, quick 1)")
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--max-reps", type=int, default=15)
@@ -492,10 +526,13 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads is not None:
+        set_numpy_threads(args.threads)
     if args.rss_child:
         impl, cell, dtype, B, H, T = args.rss_child
         if impl != "gradlab":
-            torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", "1")))
+            load_torch()
+            torch.set_num_threads(args.threads or 1)
         rss_child(impl, cell, dtype, int(B), int(H), int(T))
         return 0
 
@@ -507,30 +544,31 @@ def main(argv=None) -> int:
     for d in dtypes:
         if d not in TARGET:
             raise SystemExit(f"--dtypes: unknown dtype {d!r} (float64, float32)")
-    have_torch = torch is not None and not args.no_torch
+    have_torch = not args.no_torch and load_torch()
 
     n_np, how = numpy_threads()
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; machine: {cpu_model()}, {os.cpu_count()} cpus; "
         f"python {platform.python_version()}; load average at start {os.getloadavg()[0]:.2f}",
-        f"numpy {np.__version__}, BLAS threads {n_np} ({how})",
+        f"numpy {np.__version__}, BLAS threads {n_np} ({how}"
+        + (f"; set by --threads {args.threads})" if args.threads is not None else ")"),
     ]
     if have_torch:
         torch.set_num_threads(n_np)
         header.append(f"torch {torch.__version__}, torch.set_num_threads({n_np}) -> get_num_threads() = "
                       f"{torch.get_num_threads()}")
-    elif torch is None:
+    elif not args.no_torch:
         header.append("torch: not importable -> gradlab only (install with `make bench`, which installs "
                       "requirements-bench.txt: torch==2.13.0)")
     else:
-        header.append(f"torch {torch.__version__} importable but not used (--no-torch)")
+        header.append("torch not used (--no-torch)")
     header.append(f"task {TASK}, tanh RNN / LSTM, loss mse, D=2, O=1; gradlab timed at bptt.run (what probe runs), "
                   f"batch generation excluded; budget {args.budget:g} s per configuration, {args.min_reps}-"
                   f"{args.max_reps} rounds, pause {args.pause:g} s before PyTorch")
     header.append("command: " + " ".join(["python", "benchmarks/bench_engine.py"] + (argv if argv is not None else sys.argv[1:])))
 
     check_probe_path()
-    configs, grid_note = grid(cells, dtypes, args.quick, args.rnn_full)
+    configs, grid_note = grid(cells, dtypes, args.quick)
     out_path = args.out
     full_run = not args.quick and set(cells) >= {"lstm", "rnn"} and set(dtypes) == set(TARGET)
     if out_path is None:
@@ -539,6 +577,16 @@ def main(argv=None) -> int:
     for line in header + grid_note:
         print(line, file=sys.stderr)
     t_start = time.perf_counter()
+
+    # peak memory first, while this process is still small (see rss_child)
+    rss, rss_cfg = [], None
+    if not args.no_rss:
+        lstm64 = [c for c in configs if c[0] == "lstm" and c[1] == "float64"] or configs
+        rss_cfg = max(lstm64, key=lambda c: c[2] * c[3] * c[3] * c[4])
+        rss = measure_rss(*rss_cfg, have_torch, n_np)
+        for line in rss_lines(rss, rss_cfg):
+            print(line, file=sys.stderr)
+
     rows = []
     for i, (cell, dtype, B, H, T) in enumerate(configs, 1):
         r = bench_one(cell, dtype, B, H, T, args, have_torch)
@@ -550,13 +598,6 @@ def main(argv=None) -> int:
                     f" ms, err {r['check']:.0e}")
         print(msg + f", {r['reps']} reps", file=sys.stderr)
 
-    rss, rss_cfg = [], None
-    if not args.no_rss:
-        lstm64 = [c for c in configs if c[0] == "lstm" and c[1] == "float64"] or configs
-        rss_cfg = max(lstm64, key=lambda c: c[2] * c[3] * c[3] * c[4])
-        env_threads = str(n_np)
-        os.environ["BENCH_TORCH_THREADS"] = env_threads
-        rss = measure_rss(*rss_cfg, have_torch)
     header.append(f"wall time {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()[0]:.2f} "
                   "(this run itself keeps it near 1-2; more means something else was running)")
 

@@ -104,3 +104,14 @@ def rate_label(g: np.ndarray, W_hh: np.ndarray) -> str:
     """The legend line a plot prints, e.g. "measured 0.955 per step; rho = 0.950"."""
     sp = spectrum(W_hh)
     return f"measured {fit_rate(g):.3f} per step; rho = {sp['rho'][0]:.3f}"
+
+
+def running_mean(v: np.ndarray, window: int | None = None) -> np.ndarray:
+    """Trailing mean over `window` steps (default: 2% of the run, at least 5), for readable loss curves."""
+    v = np.asarray(v, dtype=np.float64)
+    if not len(v):
+        return v
+    w = window or max(5, len(v) // 50)
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    n = np.minimum(np.arange(1, len(v) + 1), w)
+    return (c[1:] - c[np.arange(1, len(v) + 1) - n]) / n

@@ -79,6 +79,9 @@ def verify(path: str | os.PathLike) -> dict[str, float]:
     step's own magnitude, so a 1e-200 gradient is checked as strictly as a 1). Matching nan/inf count as equal.
     """
     b = load(path)
+    if not isinstance(b, Probe):
+        raise ValueError(f"{os.fspath(path)} is a training run bundle: verify recomputes probe bundles "
+                         "(save one with `python -m gradlab probe --out FILE.npz`)")
     new = _probe(b.params, b.x, b.y, b.y_mask, b.cell, b.nonlinearity, b.loss_kind)
     errors = {"loss": _rel(np.array(new.loss), np.array(b.loss), elementwise=True)}
     for name in ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm", "h", "c", "gates"):

@@ -127,6 +127,10 @@ class Run:
         return self.config.cell
 
     @property
+    def nonlinearity(self) -> str:
+        return self.config.nonlinearity
+
+    @property
     def steps_done(self) -> int:
         return len(self.loss)
 

@@ -158,3 +158,8 @@ def accuracy(task: str, batch: Batch, yhat: np.ndarray) -> float | None:
     if task == "adding_hs97":
         return float(np.mean(np.abs(yhat[m, 0] - batch.y[m, 0]) < 0.04))
     return None
+
+
+def baselines(task: str, T: int) -> list[Baseline]:
+    """A task's constant-predictor baselines at length T (what the loss plots draw)."""
+    return make_batch(task, T, 1, np.random.default_rng(0)).baselines

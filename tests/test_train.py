@@ -142,3 +142,5 @@ def test_run_bundle_round_trip(tmp_path):
     assert all(np.array_equal(back.params[k], run.params[k]) for k in run.params)
     with np.load(tmp_path / "run.npz", allow_pickle=False) as z:
         assert str(z["format"]) == "gradlab-run/1"
+    with pytest.raises(ValueError, match="training run bundle"):
+        gradlab.verify(tmp_path / "run.npz")

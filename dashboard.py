@@ -1,0 +1,278 @@
+"""gradlab's dashboard: a vanilla RNN and an LSTM side by side, live, shareable, projector-ready.
+
+Thin by design: widgets -> Config -> cached engine calls -> figure builders in gradlab.plots. No maths here.
+Every control is bound to the URL under its Config field name, so a link reproduces the exact view.
+Run it with `make run` (or `streamlit run dashboard.py`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import streamlit as st
+
+import gradlab
+from gradlab import analysis, plots
+from gradlab.config import CLIP_MODES, INITS, NONLINEARITIES, OPTIMIZERS, TASKS, Config
+from gradlab.scenes import BY_NAME, SCENES
+from gradlab.tasks import baselines
+
+DEFAULT = BY_NAME["vanishing"].config
+MODES = ("at initialisation", "train")
+
+
+@dataclass(frozen=True)
+class Control:
+    """One sidebar control: its URL key (= the Config field), widget kind and domain."""
+
+    key: str
+    label: str
+    kind: str  # "select" | "int" | "float" | "options"
+    domain: tuple
+    advanced: bool = False
+    help: str = ""
+
+
+CONTROLS = [
+    Control("task", "Task", "select", TASKS, help="Synthetic long-dependency task (see TASKS in the README)"),
+    Control("seq_len", "Sequence length T", "int", (5, 1000, 5), help="Steps between the information and the loss"),
+    Control("init", "Recurrent init", "select", INITS, help="How W_hh is drawn (exact definitions in gradlab/init.py)"),
+    Control("init_scale", "Init scale (gain of W_hh)", "float", (0.0, 10.0, 0.05)),
+    Control("forget_bias", "LSTM forget-gate bias b_f", "float", (-2.0, 6.0, 0.5)),
+    Control("nonlinearity", "RNN nonlinearity", "select", NONLINEARITIES),
+    Control("hidden", "Hidden units H", "options", (4, 6, 8, 16, 32, 64, 128), advanced=True),
+    Control("seed", "Seed", "int", (0, 9999, 1), advanced=True),
+    Control("steps", "Training steps", "int", (50, 5000, 50), advanced=True),
+    Control("optimizer", "Optimiser", "select", OPTIMIZERS, advanced=True),
+    Control("lr", "Learning rate", "options", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1), advanced=True),
+    Control("clip_mode", "Gradient clipping", "select", CLIP_MODES, advanced=True),
+    Control("clip", "Clipping threshold", "options", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0), advanced=True),
+]
+# A select widget's displayed option is what Streamlit writes to the URL, so scenes show their short names.
+UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name for s in SCENES)}
+
+
+# ---- engine calls, cached by Config (hashable) -----------------------------------------------------------------
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def probe_pair(cfg: Config) -> dict:
+    return {c: gradlab.probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def figure(name: str, cfg: Config, lecture: bool):
+    """Figures at initialisation depend only on (panel, Config, style): cache them too."""
+    return plots.BUILDERS[name](probe_pair(cfg), plots.Style(lecture))
+
+
+# ---- the URL ---------------------------------------------------------------------------------------------------
+
+def check_query_params() -> list[str]:
+    """Drop malformed or out-of-range URL values before the widgets first read them; say what was dropped.
+    Runs once per session: afterwards the widgets themselves write the URL."""
+    if st.session_state.get("_url_checked"):
+        return st.session_state.get("_url_notices", [])
+    st.session_state["_url_checked"] = True
+    notices = st.session_state["_url_notices"] = []
+    by_key = {c.key: c for c in CONTROLS}
+    for key in list(st.query_params.keys()):
+        values = st.query_params.get_all(key)
+        raw = values[-1] if values else ""
+        if key in by_key:
+            ok = _in_domain(by_key[key], raw)
+        elif key in UI_KEYS:
+            ok = raw in UI_KEYS[key]
+        else:
+            notices.append(f"Ignored unknown URL parameter `{key}`.")
+            del st.query_params[key]
+            continue
+        if len(values) > 1:
+            notices.append(f"`{key}` was given {len(values)} times; using the last value.")
+            st.query_params[key] = raw
+        if not ok:
+            notices.append(f"URL value `{key}={raw[:40]}` is not valid here; using the default instead.")
+            del st.query_params[key]
+    scene = st.query_params.get("scene")
+    if scene in BY_NAME and not any(c.key in st.query_params for c in CONTROLS):
+        apply_scene(scene)  # a bare scene link (?scene=exploding) opens that scene's settings
+    return notices
+
+
+def _in_domain(c: Control, raw: str) -> bool:
+    try:
+        if c.kind == "select":
+            return raw in c.domain
+        v = float(raw)
+        if not math.isfinite(v):
+            return False
+        if c.kind == "options":
+            return any(math.isclose(v, o) for o in c.domain)
+        lo, hi, _ = c.domain
+        return lo <= v <= hi and (c.kind == "float" or v == int(v))
+    except ValueError:
+        return False
+
+
+# ---- widgets -> Config -----------------------------------------------------------------------------------------
+
+def apply_scene(name: str) -> None:
+    """Set every control to the scene's values (a callback: runs before the widgets are drawn)."""
+    scene = BY_NAME[name]
+    for c in CONTROLS:
+        st.session_state[c.key] = getattr(scene.config, c.key)
+    st.session_state["mode"] = MODES[1] if scene.train else MODES[0]
+    st.session_state["scene"] = name
+
+
+def step_scene(delta: int) -> None:
+    names = [s.name for s in SCENES]
+    current = st.session_state.get("scene") or names[0]
+    apply_scene(names[(names.index(current) + delta) % len(names)])
+
+
+def control_widget(c: Control, container) -> object:
+    default = getattr(DEFAULT, c.key)
+    common = dict(key=c.key, help=c.help or None, bind="query-params")
+    if c.kind == "select":
+        return container.selectbox(c.label, c.domain, index=c.domain.index(default), **common)
+    if c.kind == "options":
+        return container.select_slider(c.label, c.domain, value=default, **common)
+    lo, hi, step = c.domain
+    if c.kind == "int":
+        if c.key == "seed":
+            return container.number_input(c.label, lo, hi, int(default), step, **common)
+        return container.slider(c.label, lo, hi, int(default), step, **common)
+    return container.slider(c.label, float(lo), float(hi), float(default), float(step), **common)
+
+
+def sidebar() -> tuple[Config | None, str, bool]:
+    sb = st.sidebar
+    sb.title("gradlab")
+    lecture = sb.toggle("Lecture mode", key="lecture", bind="query-params",
+                        help="Bigger fonts and lines, 16:9 figures, advanced controls hidden")
+    with sb.container(border=True):
+        st.selectbox("Scene", [s.name for s in SCENES], key="scene", bind="query-params", index=None,
+                     placeholder="Pick a scene to start the tour",
+                     on_change=lambda: st.session_state.scene and apply_scene(st.session_state.scene))
+        prev, nxt = st.columns(2)
+        prev.button("Previous", on_click=step_scene, args=(-1,), width="stretch")
+        nxt.button("Next", on_click=step_scene, args=(1,), width="stretch")
+    mode = sb.radio("Mode", MODES, key="mode", bind="query-params", horizontal=True)
+    values = {}
+    advanced = sb.expander("Advanced", expanded=False) if not lecture else None
+    for c in CONTROLS:
+        if c.advanced and lecture:
+            values[c.key] = st.session_state.get(c.key, getattr(DEFAULT, c.key))
+            continue
+        values[c.key] = control_widget(c, advanced if c.advanced else sb)
+    try:
+        cfg = DEFAULT.replace(**values)
+    except ValueError as e:  # e.g. a sequence too short for the chosen task
+        sb.error(str(e))
+        cfg = None
+    return cfg, mode, lecture
+
+
+# ---- panels ----------------------------------------------------------------------------------------------------
+
+def chart(fig, name: str, cfg: Config) -> None:
+    st.plotly_chart(fig, theme=None, width="stretch", key=f"chart_{name}", config={
+        "displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud"],
+        "toImageButtonOptions": {"format": "svg", "scale": 3,
+                                 "filename": f"{name}_{cfg.task}_T{cfg.seq_len}_{cfg.init}"}})
+
+
+def panel(name: str, fig, cfg: Config, note: str = "") -> None:
+    title, caption = plots.PANELS[name]
+    st.subheader(title)
+    st.caption(caption + (" " + note if note else ""))
+    chart(fig, name, cfg)
+
+
+def diagnosis_line(records: dict) -> str:
+    parts = []
+    for cell, rec in records.items():
+        g = rec.grad_h_norm if rec.grad_h_norm.ndim == 1 else rec.grad_h_norm[-1]
+        parts.append(f"**{plots.NAMES[cell]}**: {analysis.diagnose(g)[1]}.")
+    return " ".join(parts)
+
+
+def train_ui(cfg: Config, style: plots.Style) -> dict | None:
+    """The Train button, a progress bar with ETA and partial results; a stop button that keeps what was done."""
+    store = st.session_state.setdefault("runs", {})
+    left, right = st.columns([1, 1])
+    go = left.button("Train both cells", type="primary", width="stretch")
+    right.button("Stop", width="stretch", help="Stops training; everything recorded so far is kept")
+    if go:
+        bar = st.progress(0.0, text="starting...")
+        live = st.empty()
+        t0 = time.perf_counter()
+
+        def on_record(p: gradlab.Progress):
+            runs = store.setdefault(cfg, {})
+            runs[p.cell] = p.run  # kept even if the user presses Stop (a rerun interrupts this loop)
+            done = sum(r.steps_done for r in runs.values())
+            total = 2 * cfg.steps
+            eta = (time.perf_counter() - t0) / max(done, 1) * (total - done)
+            bar.progress(min(done / total, 1.0), text=f"step {done // 2} of {cfg.steps} · about {eta:.0f} s left")
+            if p.recorded and len(runs) == 2:
+                live.plotly_chart(plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), theme=None, width="stretch")
+
+        store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
+        bar.empty()
+        live.empty()
+    return store.get(cfg)
+
+
+def main() -> None:
+    st.set_page_config(page_title="gradlab: why recurrent networks forget", layout="wide")
+    notices = check_query_params()
+    cfg, mode, lecture = sidebar()
+    style = plots.Style(lecture)
+    if lecture:
+        st.html("<style>html, body, [class*='st-'] {font-size: 1.25rem}</style>")
+    for n in notices:
+        st.warning(n)
+    scene = BY_NAME.get(st.session_state.get("scene", ""))
+    st.title("Why recurrent networks forget")
+    if scene:
+        st.info(f"**{scene.title}.** {scene.narrative}")
+    if cfg is None:
+        return
+    url = getattr(st.context, "url", "") or ""
+    with st.expander("Share this view"):
+        st.caption("Every control is stored in the link; copy it with the icon on the right.")
+        st.code(url or "(open the app in a browser to see its link)", language=None)
+
+    try:
+        probes = probe_pair(cfg)
+    except Exception as e:  # never a traceback in front of a class
+        st.error(f"The engine could not run this configuration: {e}")
+        return
+    for cell, p in probes.items():
+        for fl in p.nonfinite.values():
+            st.warning(f"{plots.NAMES[cell]}: {fl['count']} step(s) of the gradient are {fl['kind']} "
+                       f"(first met at step {fl['step']}); shown at the plot's edge.")
+    st.markdown(diagnosis_line(probes))
+
+    runs = train_ui(cfg, style) if mode == MODES[1] else None
+    records = runs if runs and len(runs) == 2 else probes
+    panel("grad_vs_time", figure("grad_vs_time", cfg, lecture) if records is probes
+          else plots.grad_vs_time(records, style), cfg,
+          note="After training: the profile at the last record." if records is not probes else "")
+    if runs and len(runs) == 2:
+        panel("grad_over_training", plots.grad_over_training(runs, style), cfg)
+        panel("learning", plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), cfg, note=diagnosis_line(runs))
+        for cell, r in runs.items():
+            if r.stopped:
+                st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
+    else:
+        st.subheader(plots.PANELS["grad_over_training"][0] + " and " + plots.PANELS["learning"][0].lower())
+        st.caption("Switch the mode to **train** and press *Train both cells* to see these.")
+    panel("gates", figure("gates", cfg, lecture) if records is probes else plots.gates(records, style), cfg)
+    panel("spectrum", figure("spectrum", cfg, lecture) if records is probes else plots.spectrum(records, style), cfg)
+    panel("unrolled", figure("unrolled", cfg, lecture) if records is probes else plots.unrolled(records, style), cfg)
+
+
+main()

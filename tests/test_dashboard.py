@@ -1,0 +1,133 @@
+"""The dashboard through Streamlit's AppTest: it runs, its controls and URL drive the figures, it never crashes."""
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
+
+
+def app(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def values(d):
+    """Plotly 6+ serialises numpy arrays as {"dtype", "bdata"}."""
+    if isinstance(d, dict) and "bdata" in d:
+        return np.frombuffer(base64.b64decode(d["bdata"]), d["dtype"])
+    return np.asarray(d, dtype=float)
+
+
+def grad_trace(at, cell_name="vanilla RNN"):
+    fig = charts(at)[0]
+    return next(t for t in fig["data"] if t.get("name", "").startswith(f"{cell_name}: ||dL/dh_t||"))
+
+
+def text(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def test_default_view_tells_the_vanishing_story():
+    at = app()
+    assert not at.exception
+    assert len(charts(at)) == 4  # gradient vs time, gates, spectrum, unrolled
+    assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: preserved" in text(at)
+    assert len(values(grad_trace(at)["y"])) == 100
+    assert [c["layout"]["title"]["text"] for c in charts(at)][0] == "Gradient reaching each time step"
+    assert all(c.value for c in at.caption)  # every panel says what to look at
+
+
+def test_moving_the_sequence_length_changes_the_figures():
+    at = app()
+    at.slider(key="seq_len").set_value(250).run()
+    assert not at.exception
+    assert len(values(grad_trace(at)["y"])) == 250
+    assert len(values(grad_trace(at, "LSTM")["y"])) == 250
+
+
+def test_each_control_reaches_the_engine():
+    at = app()
+    before = values(grad_trace(at)["y"])
+    at.selectbox(key="init").select("orthogonal").run()
+    after = values(grad_trace(at)["y"])
+    assert not np.allclose(before, after)
+    at.selectbox(key="nonlinearity").select("relu").run()
+    assert "relu" in json.dumps(charts(at)[0]["layout"]["annotations"])
+    at.slider(key="forget_bias").set_value(0.0).run()
+    assert "forget bias 0" in json.dumps(charts(at)[0]["layout"]["annotations"])
+    at.selectbox(key="task").select("copy").run()
+    assert len(values(grad_trace(at)["y"])) == at.slider(key="seq_len").value + 20
+    assert not at.exception
+
+
+def test_url_parameters_are_honoured():
+    at = app(seq_len="200", init="orthogonal", init_scale="1.1")
+    assert not at.exception and not at.warning
+    assert at.slider(key="seq_len").value == 200 and at.selectbox(key="init").value == "orthogonal"
+    assert len(values(grad_trace(at)["y"])) == 200
+    assert "rho = 1.100" in grad_trace(at)["name"]  # orthogonal x 1.1
+
+
+@pytest.mark.parametrize("query", [
+    {"seq_len": "abc"}, {"seq_len": "-5"}, {"seq_len": "100000"}, {"init_scale": "nan"}, {"init": "he"},
+    {"hidden": "7"}, {"lr": "1e9"}, {"mode": "fly"}, {"bogus": "1"},
+])
+def test_malformed_url_values_fall_back_with_a_notice(query):
+    at = app(**query)
+    assert not at.exception
+    assert at.warning and any(next(iter(query)) in w.value for w in at.warning)
+    assert len(values(grad_trace(at)["y"])) == 100  # defaults
+
+
+def test_lecture_mode_changes_the_layout():
+    normal, lecture = app(), app(lecture="true")
+    assert not lecture.exception
+    assert normal.expander and not any(e.label == "Advanced" for e in lecture.expander)
+    f0, f1 = charts(normal)[0]["layout"], charts(lecture)[0]["layout"]
+    assert f1["font"]["size"] > f0["font"]["size"]
+    assert f1["width"] / f1["height"] == pytest.approx(16 / 9)
+    assert grad_trace(lecture)["line"]["width"] > grad_trace(normal)["line"]["width"]
+
+
+def test_training_mode_draws_the_heatmap_and_learning_curves():
+    at = app(mode="train", steps="100", seq_len="20")
+    assert not at.exception and len(charts(at)) == 4
+    at.button[[b.label for b in at.button].index("Train both cells")].click().run()
+    assert not at.exception
+    figs = charts(at)
+    types = [t["type"] for f in figs for t in f["data"]]
+    assert "heatmap" in types
+    learning = next(f for f in figs if f["layout"]["title"]["text"] == "Learning curves")
+    assert len(values(learning["data"][0]["y"])) == 100
+    assert "predict 1" in json.dumps(learning["layout"]["annotations"])
+
+
+def test_tour_steps_through_scenes():
+    at = app()
+    at.button[[b.label for b in at.button].index("Next")].click().run()
+    assert not at.exception
+    assert at.selectbox(key="scene").value == "exploding"
+    assert at.selectbox(key="nonlinearity").value == "relu"
+    assert "exploding" in text(at)
+    at.button[[b.label for b in at.button].index("Previous")].click().run()
+    assert at.selectbox(key="scene").value == "vanishing" and at.selectbox(key="nonlinearity").value == "tanh"
+
+
+def test_scene_links():
+    at = app(scene="saturation")  # a bare scene link applies the scene's settings
+    assert not at.exception and "Saturation" in " ".join(i.value for i in at.info)
+    assert at.select_slider(key="hidden").value == 6 and at.slider(key="init_scale").value == 10.0
+    at = app(scene="saturation", hidden="8")  # explicit settings win over the scene's
+    assert at.select_slider(key="hidden").value == 8
