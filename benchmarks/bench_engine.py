@@ -17,9 +17,11 @@ run fails (exit status 1) if float64 disagrees by more than 1e-10 relative.
 
 Timing: an untimed warm-up round (which also provides the check), then `reps` rounds of gradlab, fused, stepwise in
 that order, with a 0.2 s pause before the PyTorch calls (OpenBLAS's threads keep spinning for ~0.1 s after numpy's
-last call and would otherwise steal the cores from PyTorch: measured here, up to 2x slower PyTorch without it). `reps` adapts to the cost of a round so a configuration
-takes about `--budget` seconds (at least 3 rounds). Times are medians; ratios are medians of the per-round paired
-ratios (absolute times drift by +-30% between runs on these VMs, paired ratios much less).
+last call and would otherwise take the cores from PyTorch: measured here, up to 2x slower PyTorch without it).
+`reps` adapts to the cost of a round so that a configuration takes about `--budget` seconds (at least 3 rounds).
+Times are medians; ratios are medians of the per-round paired ratios (absolute times drift by +-30% between runs on
+these VMs and 2-thread BLAS is bimodal; paired ratios move much less). Every row also reports the CPU that other
+processes used meanwhile: run it on a quiet machine (not during a test run).
 
 PyTorch runs with torch.set_num_threads equal to numpy's BLAS thread count. Targets (from the issue): gradlab
 <= 0.6x fused PyTorch in float64 and <= 1.2x in float32 on every configuration.
@@ -30,7 +32,6 @@ import argparse
 import ctypes
 import gc
 import json
-import math
 import os
 import platform
 import resource
@@ -141,6 +142,45 @@ def set_numpy_threads(n: int) -> None:
         raise SystemExit("--threads: cannot set numpy's BLAS threads (no threadpoolctl, OpenBLAS not found); "
                          "set OPENBLAS_NUM_THREADS instead")
     found[1](n)
+
+
+class OtherLoad:
+    """CPU time used by everything but this process (and its waited children) between two instants, in cores.
+
+    The grid is meaningless if something else shares the 2 cores (a test run, a build): every row reports it."""
+
+    def __init__(self):
+        self.start = self._snap()
+
+    @staticmethod
+    def _snap():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+            busy = (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            busy = float("nan")
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, time.perf_counter()
+
+    def cores(self) -> float:
+        b1, o1, w1 = self._snap()
+        b0, o0, w0 = self.start
+        return max(0.0, (b1 - b0) - (o1 - o0)) / max(w1 - w0, 1e-9)
+
+
+BUSY = 0.15  # cores used by other processes above which a row is considered disturbed
+
+
+def wait_quiet(limit_s: float) -> float:
+    """Wait (up to limit_s) for a second in which other processes use < 0.1 cores; returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        probe = OtherLoad()
+        time.sleep(1.0)
+        if probe.cores() < 0.1:
+            break
+    return time.perf_counter() - t0
 
 
 def cpu_model() -> str:
@@ -265,6 +305,7 @@ def timed(fn) -> float:
 
 
 def bench_one(cell, dtype, B, H, T, args, have_torch) -> dict:
+    load = OtherLoad()
     _, params, x, y, m = make_problem(cell, dtype, B, H, T)
     impls = [("gradlab", gradlab_fn(cell, params, x, y, m))]
     if have_torch:
@@ -296,6 +337,7 @@ def bench_one(cell, dtype, B, H, T, args, have_torch) -> dict:
     for name, ts in times.items():
         row[name + "_ms"] = 1e3 * statistics.median(ts)
     row["spread"] = max(times["gradlab"]) / min(times["gradlab"])
+    row["others"] = load.cores()
     if have_torch:
         row["ratio"] = statistics.median(g / f for g, f in zip(times["gradlab"], times["fused"]))
         row["ratio_step"] = statistics.median(g / s for g, s in zip(times["gradlab"], times["stepwise"]))
@@ -369,18 +411,19 @@ def main_table(rows, have_torch, markdown):
     if have_torch:
         headers = ["cell", "dtype", "B", "H", "T", "gradlab ms", "fused torch ms", "ratio (gradlab/fused)", "target",
                    "met?", "stepwise torch ms", "ratio vs stepwise", "gradlab GFLOP/s", "fused GFLOP/s",
-                   "max rel err vs torch", "reps", "gradlab max/min"]
+                   "max rel err vs torch", "reps", "gradlab max/min", "other procs' CPU (cores)"]
         body = [[r["cell"], r["dtype"], str(r["B"]), str(r["H"]), str(r["T"]), fmt_ms(r["gradlab_ms"]),
                  fmt_ms(r["fused_ms"]), f"{r['ratio']:.2f}", f"{r['target']:.1f}",
                  "yes" if r["met"] else "**no**" if markdown else "NO", fmt_ms(r["stepwise_ms"]),
                  f"{r['ratio_step']:.2f}", f"{r['gflops']:.1f}", f"{r['fused_gflops']:.1f}",
                  f"{r['check']:.0e}" + ("" if r["check"] <= TOL[r["dtype"]] else " FAIL"), str(r["reps"]),
-                 f"{r['spread']:.2f}"] for r in rows]
+                 f"{r['spread']:.2f}", f"{r['others']:.2f}"] for r in rows]
     else:
-        headers = ["cell", "dtype", "B", "H", "T", "gradlab ms", "gradlab GFLOP/s", "ms/step", "reps", "max/min"]
+        headers = ["cell", "dtype", "B", "H", "T", "gradlab ms", "gradlab GFLOP/s", "ms/step", "reps", "max/min",
+                   "other procs' CPU (cores)"]
         body = [[r["cell"], r["dtype"], str(r["B"]), str(r["H"]), str(r["T"]), fmt_ms(r["gradlab_ms"]),
-                 f"{r['gflops']:.1f}", f"{r['gradlab_ms'] / r['T']:.3f}", str(r["reps"]), f"{r['spread']:.2f}"]
-                for r in rows]
+                 f"{r['gflops']:.1f}", f"{r['gradlab_ms'] / r['T']:.3f}", str(r["reps"]), f"{r['spread']:.2f}",
+                 f"{r['others']:.2f}"] for r in rows]
     return table(headers, body, markdown)
 
 
@@ -449,8 +492,8 @@ def report(rows, header, rss, rss_cfg, have_torch, markdown, grid_note) -> str:
         p += header + grid_note
     p.append("")
     if not have_torch:
-        p.append("PyTorch is absent: only gradlab's own figures are shown. Install it with `make bench` "
-                 "(requirements-bench.txt pins torch==2.13.0, a CPU build) to get the comparison.\n")
+        p.append("PyTorch is absent (or disabled with --no-torch): only gradlab's own figures are shown. Install it "
+                 "with `make bench` (requirements-bench.txt pins torch==2.13.0, a CPU build) to get the comparison.\n")
     p.append("## Time per forward + BPTT (median)\n" if markdown else "Time per forward + BPTT (median):")
     p.append(main_table(rows, have_torch, markdown))
     p.append("")
@@ -458,7 +501,9 @@ def report(rows, header, rss, rss_cfg, have_torch, markdown, grid_note) -> str:
         p.append("ratio = median over rounds of gradlab/fused measured back to back; target: gradlab <= 0.6x fused "
                  "PyTorch in float64, <= 1.2x in float32. GFLOP/s = matmul flops of forward + backward "
                  "(T (6BGH + 4BGD + 6BHO), G = 4H LSTM / H RNN, D = 2, O = 1) / median time. max rel err: loss, "
-                 "dL/dW_hh and per-step ||dL/dh_t|| against PyTorch (tolerance 1e-10 float64, 1e-4 float32).\n")
+                 "dL/dW_hh and per-step ||dL/dh_t|| against PyTorch (tolerance 1e-10 float64, 1e-4 float32). gradlab max/min: "
+                 "slowest over fastest round (2-thread BLAS is bimodal on these VMs). other procs' CPU: cores used by "
+                 "other processes while the row ran (should be ~0).\n")
         s = summary(rows, have_torch)
         if s:
             p.append("## Targets\n" if markdown else "Targets:")
@@ -511,6 +556,10 @@ def parse_args(argv=None):
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--max-reps", type=int, default=15)
     ap.add_argument("--pause", type=float, default=0.2, help="seconds of sleep before the PyTorch calls (default 0.2)")
+    ap.add_argument("--retries", type=int, default=2,
+                    help=f"re-measure a configuration during which other processes used > {BUSY} cores (default 2)")
+    ap.add_argument("--max-wait", type=float, default=600.0,
+                    help="total seconds to spend waiting for a quiet machine before re-measuring (default 600)")
     ap.add_argument("--no-torch", action="store_true", help="time gradlab alone even if torch is importable")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS measurement")
     ap.add_argument("--markdown", action="store_true", help="print the report as markdown")
@@ -549,7 +598,7 @@ def main(argv=None) -> int:
     n_np, how = numpy_threads()
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; machine: {cpu_model()}, {os.cpu_count()} cpus; "
-        f"python {platform.python_version()}; load average at start {os.getloadavg()[0]:.2f}",
+        f"python {platform.python_version()}",
         f"numpy {np.__version__}, BLAS threads {n_np} ({how}"
         + (f"; set by --threads {args.threads})" if args.threads is not None else ")"),
     ]
@@ -577,6 +626,7 @@ def main(argv=None) -> int:
     for line in header + grid_note:
         print(line, file=sys.stderr)
     t_start = time.perf_counter()
+    whole = OtherLoad()
 
     # peak memory first, while this process is still small (see rss_child)
     rss, rss_cfg = [], None
@@ -588,18 +638,27 @@ def main(argv=None) -> int:
             print(line, file=sys.stderr)
 
     rows = []
+    wait_left = args.max_wait
     for i, (cell, dtype, B, H, T) in enumerate(configs, 1):
-        r = bench_one(cell, dtype, B, H, T, args, have_torch)
+        for attempt in range(args.retries + 1):
+            r = bench_one(cell, dtype, B, H, T, args, have_torch)
+            if r["others"] <= BUSY or attempt == args.retries or wait_left <= 0:
+                break
+            print(f"  other processes used {r['others']:.2f} cores during {cell} {dtype} B={B} H={H} T={T}: waiting "
+                  f"for a quiet machine and measuring it again", file=sys.stderr)
+            wait_left -= wait_quiet(min(wait_left, 120.0))
         rows.append(r)
         msg = f"[{i}/{len(configs)} {time.perf_counter() - t_start:5.0f}s] {cell} {dtype} B={B} H={H} T={T}: " \
-              f"gradlab {fmt_ms(r['gradlab_ms'])} ms"
+              f"gradlab {fmt_ms(r['gradlab_ms'])} ms (max/min {r['spread']:.2f}, others {r['others']:.2f} cores)"
         if have_torch:
             msg += (f", fused {fmt_ms(r['fused_ms'])} ms (ratio {r['ratio']:.2f}), stepwise {fmt_ms(r['stepwise_ms'])}"
                     f" ms, err {r['check']:.0e}")
         print(msg + f", {r['reps']} reps", file=sys.stderr)
 
-    header.append(f"wall time {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()[0]:.2f} "
-                  "(this run itself keeps it near 1-2; more means something else was running)")
+    others = whole.cores()
+    header.append(f"wall time {time.perf_counter() - t_start:.0f} s; other processes used {others:.2f} cores on average "
+                  f"during the run" + (" -- TOO BUSY: the machine was shared, rerun on a quiet machine" if others > 0.15
+                                        else " (quiet)"))
 
     print(report(rows, header, rss, rss_cfg, have_torch, args.markdown, grid_note))
     if out_path != "-":

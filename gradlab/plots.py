@@ -20,6 +20,7 @@ INK, GREY = "#000000", "#6b6b6b"
 THEORY = {"rho": ("#009E73", "dash"), "sigma_max": ("#CC79A7", "dot"), "pascanu": ("#E69F00", "dashdot"),
           "forget": ("#009E73", "dash")}
 GATE_NAMES = ("input i", "forget f", "cell g", "output o")
+MAX_HEATMAP_COLUMNS = 300
 
 # What each panel is, and what the audience should look at (the dashboard's captions and the export stamps).
 PANELS = {
@@ -213,8 +214,13 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     H = G4 // 4
     t = np.arange(1, T + 1)
     seq = G[:, min(sequence, G.shape[1] - 1)]
+    stride = -(-T // MAX_HEATMAP_COLUMNS)  # a screen shows ~300 columns; more only slows the browser
+    cols = np.arange(T - 1, -1, -stride)[::-1]
+    if stride > 1:
+        fig.add_annotation(text=f"heatmaps show every {stride}th of {T} steps", showarrow=False, x=1, y=1.08,
+                           xref="paper", yref="paper", xanchor="right", font=dict(color=GREY))
     for col, k in enumerate((0, 1, 3), 1):
-        fig.add_trace(go.Heatmap(z=seq[:, k * H:(k + 1) * H].T, x=t, zmin=0, zmax=1, colorscale="Viridis",
+        fig.add_trace(go.Heatmap(z=seq[cols, k * H:(k + 1) * H].T, x=t[cols], zmin=0, zmax=1, colorscale="Viridis",
                                  showscale=col == 3, colorbar=dict(title="gate", len=0.5, y=0.78),
                                  hovertemplate="t=%{x}, unit %{y}: %{z:.3f}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
