@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import streamlit as st
 
 import gradlab
-from gradlab import analysis, plots
+from gradlab import analysis, export, plots
 from gradlab.config import CLIP_MODES, INITS, NONLINEARITIES, OPTIMIZERS, TASKS, Config
 from gradlab.scenes import BY_NAME, SCENES
 from gradlab.tasks import baselines
 
 DEFAULT = BY_NAME["vanishing"].config
+HAVE_BROWSER = export.chromium() is not None  # static PNG/SVG/PDF export needs one; HTML and CSV never do
 MODES = ("at initialisation", "train")
 
 
@@ -161,6 +162,8 @@ def sidebar() -> tuple[Config | None, str, bool]:
         prev.button("Previous", on_click=step_scene, args=(-1,), width="stretch")
         nxt.button("Next", on_click=step_scene, args=(1,), width="stretch")
     mode = sb.radio("Mode", MODES, key="mode", bind="query-params", horizontal=True)
+    sb.toggle("Stamp exported figures", value=True, key="stamp",
+              help="A small caption on every exported figure: task, T, H, init, seed, gradlab version")
     values = {}
     advanced = sb.expander("Advanced", expanded=False) if not lecture else None
     for c in CONTROLS:
@@ -185,11 +188,27 @@ def chart(fig, name: str, cfg: Config) -> None:
                                  "filename": f"{name}_{cfg.task}_T{cfg.seq_len}_{cfg.init}"}})
 
 
-def panel(name: str, fig, cfg: Config, note: str = "") -> None:
+def panel(name: str, fig, cfg: Config, note: str = "", data=None) -> None:
     title, caption = plots.PANELS[name]
     st.subheader(title)
     st.caption(caption + (" " + note if note else ""))
     chart(fig, name, cfg)
+    downloads(name, fig, cfg, data)
+
+
+def downloads(name: str, fig, cfg: Config, data) -> None:
+    """Per-panel downloads, rendered only when clicked (data= a callable): a slider move costs nothing extra."""
+    stamp = st.session_state.get("stamp", True)
+    formats = [f for f in ("png", "svg", "pdf", "html") if f == "html" or HAVE_BROWSER]
+    cols = st.columns(len(formats) + 1)
+    for col, fmt in zip(cols, formats):
+        col.download_button(fmt.upper(), data=lambda fmt=fmt: export.render(export.with_stamp(fig, cfg) if stamp else fig, fmt),
+                            file_name=export.file_name(name, cfg, fmt), mime=export.MIME[fmt], on_click="ignore",
+                            key=f"dl_{name}_{fmt}", icon=":material/download:", width="stretch")
+    if data is not None:
+        cols[-1].download_button("CSV", data=lambda: export.csv_bytes(data()), file_name=export.file_name(name, cfg, "csv"),
+                                 mime="text/csv", on_click="ignore", key=f"dl_{name}_csv", icon=":material/table:",
+                                 width="stretch")
 
 
 def diagnosis_line(records: dict) -> str:
@@ -259,22 +278,47 @@ def main() -> None:
     st.markdown(diagnosis_line(probes))
 
     runs = train_ui(cfg, style) if mode == MODES[1] else None
-    records = runs if runs and len(runs) == 2 else probes
+    if runs and len(runs) < 2:
+        runs = None
+    records = runs or probes
+    data = lambda name: (lambda: export.tables(probes, runs)[name])  # noqa: E731 (built on click only)
     panel("grad_vs_time", figure("grad_vs_time", cfg, lecture) if records is probes
           else plots.grad_vs_time(records, style), cfg,
-          note="After training: the profile at the last record." if records is not probes else "")
-    if runs and len(runs) == 2:
-        panel("grad_over_training", plots.grad_over_training(runs, style), cfg)
-        panel("learning", plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), cfg, note=diagnosis_line(runs))
+          note="After training: the profile at the last record." if records is not probes else "",
+          data=data("grad_vs_time"))
+    if runs:
+        panel("grad_over_training", plots.grad_over_training(runs, style), cfg, data=data("grad_over_training"))
+        panel("learning", plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), cfg,
+              note=diagnosis_line(runs), data=data("learning"))
         for cell, r in runs.items():
             if r.stopped:
                 st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
     else:
         st.subheader(plots.PANELS["grad_over_training"][0] + " and " + plots.PANELS["learning"][0].lower())
         st.caption("Switch the mode to **train** and press *Train both cells* to see these.")
-    panel("gates", figure("gates", cfg, lecture) if records is probes else plots.gates(records, style), cfg)
-    panel("spectrum", figure("spectrum", cfg, lecture) if records is probes else plots.spectrum(records, style), cfg)
-    panel("unrolled", figure("unrolled", cfg, lecture) if records is probes else plots.unrolled(records, style), cfg)
+    panel("gates", figure("gates", cfg, lecture) if records is probes else plots.gates(records, style), cfg,
+          data=data("gates"))
+    panel("spectrum", figure("spectrum", cfg, lecture) if records is probes else plots.spectrum(records, style), cfg,
+          data=data("spectrum"))
+    panel("unrolled", figure("unrolled", cfg, lecture) if records is probes else plots.unrolled(records, style), cfg,
+          data=data("unrolled"))
+    export_all_ui(probes, runs, cfg, style, url)
+
+
+def export_all_ui(probes, runs, cfg: Config, style: plots.Style, url: str) -> None:
+    st.subheader("Export everything")
+    st.caption("One ZIP: every panel as " + ("PNG, SVG, PDF and " if HAVE_BROWSER else "") + "interactive HTML, the "
+               "data as CSV (one row per cell, record and time step), the recorded bundles (.npz), config.json and "
+               "the link that reproduces this view.")
+    if not HAVE_BROWSER:
+        st.info("PNG, SVG and PDF files need Chromium on this machine: `apt-get install chromium` (or run "
+                "`plotly_get_chrome`). Until then: HTML, CSV and the camera icon on each plot, which saves an SVG "
+                "from your browser.")
+    stamp = st.session_state.get("stamp", True)
+    st.download_button(
+        "Export all (ZIP)", type="primary", icon=":material/folder_zip:", on_click="ignore", key="dl_all",
+        data=lambda: export.zip_bytes(export.export_all(probes, runs, cfg, style=style, stamp=stamp, url=url)),
+        file_name=export.file_name("gradlab", cfg, "zip"), mime="application/zip")
 
 
 main()

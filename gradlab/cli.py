@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 import numpy as np
 
 from .config import Config, describe
 from .probe import probe, verify
-from .record import load
+from .scenes import BY_NAME
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     p_probe.add_argument("--weights", metavar="FILE.npz",
                          help="parameters under PyTorch state_dict names (e.g. a trained nn.LSTM saved with numpy)")
     p_probe.add_argument("--out", metavar="FILE.npz", help="save the bundle here")
+    p_export = sub.add_parser("export", help="every figure and its data, for slides (PNG, SVG, PDF, HTML, CSV)")
+    add_config_flags(p_export)
+    p_export.add_argument("--preset", metavar="NAME", help="a dashboard scene (" + ", ".join(BY_NAME) + ") or 'all'")
+    p_export.add_argument("--out", metavar="DIR", default="figures", help="output folder (default figures/)")
+    p_export.add_argument("--formats", default="svg,pdf,png,html,csv", help="comma-separated subset of svg,pdf,png,html,csv")
+    p_export.add_argument("--train", action="store_true", help="also train both cells and export the training panels")
+    p_export.add_argument("--screen", action="store_true",
+                          help="the dashboard's screen style instead of the projector style (big fonts, 16:9)")
+    p_export.add_argument("--no-stamp", action="store_true", help="leave out the caption stamp (task, T, H, init, seed)")
     p_verify = sub.add_parser("verify", help="recompute a bundle and report the largest relative error per quantity")
     p_verify.add_argument("bundle", metavar="FILE.npz")
     p_verify.add_argument("--tol", type=float, default=1e-7, help="fail (exit 1) above this relative error")
@@ -78,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "probe":
             return _probe(args)
+        if args.command == "export":
+            return _export(args)
         return _verify(args)
     except ValueError as e:
         sys.stderr.write(f"gradlab: error: {e}\n")
@@ -99,6 +111,49 @@ def _probe(args) -> int:
         p.save(args.out)
         print(f"saved {args.out}")
     return 0
+
+
+def _export(args) -> int:
+    from . import export  # plotting libraries are only needed here
+    from .plots import Style
+    from .train import train_pair
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bad = [f for f in formats if f not in export.FORMATS]
+    if bad or not formats:
+        raise ValueError(f"--formats {args.formats!r}: expected a comma-separated subset of {','.join(export.FORMATS)}")
+    if args.preset:
+        if args.preset != "all" and args.preset not in BY_NAME:
+            raise ValueError(f"--preset {args.preset!r} is not one of {', '.join(BY_NAME)}, all")
+        scenes = list(BY_NAME.values()) if args.preset == "all" else [BY_NAME[args.preset]]
+        jobs = [(s.name if args.preset == "all" else "", s.config, s.train or args.train) for s in scenes]
+    else:
+        jobs = [("", config_from_args(args), args.train)]
+    style = Style(lecture=not args.screen)
+    total = 0
+    for sub, cfg, train in jobs:
+        where = os.path.join(args.out, sub) if sub else args.out
+        label = sub or "export"
+        probes = {c: probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
+        runs = train_pair(cfg, on_record=lambda p, label=label: _bar(f"{label}: training", p.step, p.steps)) \
+            if train else None
+        files = export.export_all(probes, runs, cfg, formats, style, stamp=not args.no_stamp,
+                                  progress=lambda i, n, name, label=label: _bar(f"{label}: {name}", i, n))
+        written = export.write_files(files, where)
+        total += len(written)
+        sys.stderr.write("\n")
+        if "NO_IMAGES.txt" in files:
+            sys.stderr.write(f"gradlab: note: {files['NO_IMAGES.txt'].decode().strip()}\n")
+        print(f"{where}: {len(written)} files")
+    print(f"wrote {total} files under {args.out}")
+    return 0
+
+
+def _bar(label: str, i: int, n: int) -> None:
+    """A one-line terminal progress bar (stderr, so stdout stays clean for scripts)."""
+    done = int(30 * i / max(n, 1))
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{n} {label[:60]:60s}")
+    sys.stderr.flush()
 
 
 def _verify(args) -> int:

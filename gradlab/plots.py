@@ -204,7 +204,7 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
                                         "mean gate value over time", "cell path: prod of f from t to T", ""],
                         specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]])
     fig.update_layout(template="plotly_white", title=dict(text=PANELS["gates"][0], x=0.01), width=w,
-                      height=int(h * 1.3), font=dict(size=style.font), margin=dict(l=70, r=30, t=90, b=60),
+                      height=h if style.lecture else int(h * 1.3), font=dict(size=style.font), margin=dict(l=70, r=30, t=90, b=60),
                       legend=dict(orientation="h", y=-0.1))
     G = _gates(rec) if rec is not None else None
     if G is None:
@@ -324,7 +324,7 @@ def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60) -> go.F
     note = "" if stride == 1 else f" (every {stride}th of {T} steps shown)"
     fig = go.Figure()
     fig.update_layout(template="plotly_white", title=dict(text=PANELS["unrolled"][0] + note, x=0.01), width=w,
-                      height=max(300, int(h * 0.8)), font=dict(size=style.font), margin=dict(l=160, r=30, t=90, b=60),
+                      height=h if style.lecture else max(300, int(h * 0.8)), font=dict(size=style.font), margin=dict(l=160, r=30, t=90, b=60),
                       xaxis=dict(title="time step t", showgrid=False),
                       yaxis=dict(showgrid=False, zeroline=False, tickvals=list(range(len(rows))),
                                  ticktext=[f"{NAMES[c]} {'h_t' if k == 'grad_h_norm' else 'c_t'}" for c, k in rows],

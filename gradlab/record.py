@@ -113,8 +113,8 @@ class Run:
     def save(self, path: str | os.PathLike) -> None:
         """A run bundle: format gradlab-run/1, the same family and conventions as a probe bundle."""
         arrays = {"format": np.array(RUN_FORMAT), "config": np.array(self.config.to_json()),
-                  "loss_kind": np.array(self.loss_kind), "stopped": np.array(json.dumps(self.stopped)),
-                  "elapsed": np.array(self.elapsed)}
+                  "loss_kind": np.array(self.loss_kind), "stopped": np.array(json.dumps(self.stopped))}
+        # (elapsed time is not saved: the same Config must give the same bundle, byte for byte)
         for name in RUN_ARRAYS:
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
@@ -222,7 +222,8 @@ def load(path: str | os.PathLike) -> "Probe | Run":
 
 def _load_run(d: dict, path: str) -> Run:
     cfg = Config.from_json(_text(d, "config", path))
-    missing = [k for k in RUN_ARRAYS[:10] + PARAM_NAMES if k not in d]
+    optional = ("accuracy", "grad_c_norm", "gate_means", "gates_last")  # classification / LSTM only
+    missing = [k for k in RUN_ARRAYS + PARAM_NAMES if k not in d and k not in optional]
     if missing:
         raise ValueError(f"{path}: run bundle is missing {missing}")
     arrays = {k: _numeric(d, k, path) for k in RUN_ARRAYS if k in d}
@@ -234,7 +235,7 @@ def _load_run(d: dict, path: str) -> Run:
     stopped = json.loads(_text(d, "stopped", path))
     return Run(config=cfg, loss_kind=_text(d, "loss_kind", path), stopped=stopped,
                param_norms={k: _numeric(d, f"param_norm.{k}", path) for k in PARAM_NAMES if f"param_norm.{k}" in d},
-               params={k: _numeric(d, k, path) for k in PARAM_NAMES}, elapsed=float(d.get("elapsed", 0.0)),
+               params={k: _numeric(d, k, path) for k in PARAM_NAMES},
                **{k: arrays.get(k) for k in RUN_ARRAYS})
 
 

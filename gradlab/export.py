@@ -1,0 +1,270 @@
+"""Figures and their data, for slides: PNG, SVG, PDF, standalone HTML, tidy CSV, and one ZIP with everything.
+
+One code path for the dashboard and the CLI: `figures(records, ...)` builds every panel with gradlab.plots,
+`render(fig, fmt)` turns one into bytes, `tables(records)` gives each panel's data as a tidy (long) DataFrame, and
+`export_all(...)` writes the whole set. Static images need a Chromium (kaleido 1.x has none of its own); where none
+can be found `render` raises NoBrowser with a one-line fix, and HTML, CSV and the ZIP without images still work.
+Nothing here computes anything new: it lays out what the engine recorded.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import threading
+import warnings
+import zipfile
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from . import __version__, analysis, plots
+from .config import Config
+
+FORMATS = ("png", "svg", "pdf", "html", "csv")
+IMAGE_FORMATS = ("png", "svg", "pdf")
+MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html",
+        "csv": "text/csv", "zip": "application/zip"}
+PNG_SCALE = 3  # the figure's own layout size, 3x the pixels: crisp on any projector (SVG and PDF are vectors)
+HTML_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud"],
+               "toImageButtonOptions": {"format": "svg", "scale": 3}}
+NO_BROWSER_HINT = ("static images (PNG/SVG/PDF) need Chromium: install Debian's package (apt-get install chromium) "
+                   "or run plotly_get_chrome; HTML, CSV and the ZIP without images work without it")
+
+
+class NoBrowser(RuntimeError):
+    pass
+
+
+# ---- file names and stamps ---------------------------------------------------------------------------------------
+
+def file_name(panel: str, cfg: Config, ext: str) -> str:
+    """What the file contains, e.g. grad_vs_time_adding_T100_orthogonal.svg; only [A-Za-z0-9_.-] survive."""
+    name = f"{panel}_{cfg.task}_T{cfg.seq_len}_{cfg.init}.{ext}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def stamp_text(cfg: Config) -> str:
+    return (f"{cfg.task}, T={cfg.seq_len}, H={cfg.hidden}, init={cfg.init} x{cfg.init_scale:g}, "
+            f"b_f={cfg.forget_bias:g}, seed={cfg.seed} · gradlab {__version__}")
+
+
+def with_stamp(fig: go.Figure, cfg: Config) -> go.Figure:
+    """A copy of the figure carrying a small caption stamp in its bottom-right corner."""
+    fig = go.Figure(fig)
+    fig.add_annotation(text=stamp_text(cfg), showarrow=False, xref="paper", yref="paper", x=1, y=1,
+                       xanchor="right", yanchor="bottom", yshift=45,  # top right, in the title's margin
+                       font=dict(size=max(10, (fig.layout.font.size or 14) - 6), color=plots.GREY))
+    return fig
+
+
+# ---- figures ----------------------------------------------------------------------------------------------------
+
+def figures(probes: dict, runs: dict | None, cfg: Config, style: plots.Style = plots.Style(),
+            stamp: bool = True) -> dict[str, go.Figure]:
+    """Every panel that the records allow: the four probe panels, and the training ones when runs are given."""
+    recs = runs if runs else probes
+    out = {"grad_vs_time": plots.grad_vs_time(recs, style)}
+    if runs:
+        out["grad_over_training"] = plots.grad_over_training(runs, style)
+        out["learning"] = plots.learning(runs, style, _baselines(cfg))
+    out["gates"] = plots.gates(recs, style)
+    out["spectrum"] = plots.spectrum(recs, style)
+    out["unrolled"] = plots.unrolled(recs, style)
+    return {k: with_stamp(f, cfg) if stamp else f for k, f in out.items()}
+
+
+def _baselines(cfg: Config):
+    from .tasks import baselines
+    return baselines(cfg.task, cfg.seq_len)
+
+
+# ---- rendering --------------------------------------------------------------------------------------------------
+
+_server_lock = threading.Lock()
+_server_started = False
+
+
+def chromium() -> str | None:
+    """The browser kaleido will use, or None."""
+    return os.environ.get("BROWSER_PATH") or next(
+        (p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")) if p), None)
+
+
+def start_browser() -> None:
+    """Start kaleido's browser once per process (~2 s); every figure after that takes a fraction of a second."""
+    global _server_started
+    with _server_lock:
+        if _server_started:
+            return
+        if chromium() is None:
+            raise NoBrowser(NO_BROWSER_HINT)
+        import kaleido
+        try:
+            kaleido.start_sync_server(silence_warnings=True)
+        except Exception as e:  # a broken browser install: say so, in one line
+            raise NoBrowser(f"could not start Chromium for static export ({type(e).__name__}: {e}); {NO_BROWSER_HINT}") from None
+        _server_started = True
+
+
+def render(fig: go.Figure, fmt: str) -> bytes:
+    """One figure as png | svg | pdf | html bytes."""
+    if fmt == "html":
+        return pio.to_html(fig, include_plotlyjs=True, full_html=True, config=HTML_CONFIG).encode()
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    start_browser()
+    w, h = fig.layout.width or 1200, fig.layout.height or 520
+    with warnings.catch_warnings():  # plotly warns that kaleido's options are ignored once its server runs: expected
+        warnings.simplefilter("ignore", UserWarning)
+        return pio.to_image(fig, format=fmt, width=w, height=h, scale=PNG_SCALE if fmt == "png" else 1)
+
+
+# ---- data -------------------------------------------------------------------------------------------------------
+
+def tables(probes: dict, runs: dict | None = None) -> dict[str, pd.DataFrame]:
+    """Each panel's data in long format: one row per cell / record / t (and unit or block where there is one)."""
+    recs = runs if runs else probes
+    out = {"grad_vs_time": _profile_table(recs), "spectrum": _spectrum_table(recs)}
+    out["unrolled"] = out["grad_vs_time"][out["grad_vs_time"].quantity.isin(["grad_h_norm", "grad_c_norm"])]
+    gates_table = _gates_table(recs.get("lstm"))
+    if gates_table is not None:
+        out["gates"] = gates_table
+    if runs:
+        out["grad_over_training"] = pd.concat([
+            pd.DataFrame({"cell": c, "record_step": np.repeat(r.record_steps, r.grad_h_norm.shape[1]),
+                          "t": np.tile(np.arange(1, r.grad_h_norm.shape[1] + 1), len(r.record_steps)),
+                          "grad_h_norm": r.grad_h_norm.ravel()}) for c, r in runs.items()], ignore_index=True)
+        out["learning"] = pd.concat([
+            pd.DataFrame({"cell": c, "step": np.arange(1, r.steps_done + 1), "loss": r.loss,
+                          "accuracy": r.accuracy if r.accuracy is not None else np.nan,
+                          "grad_norm_pre_clip": r.grad_norm_pre, "grad_norm_post_clip": r.grad_norm_post,
+                          "clipped": r.clipped}) for c, r in runs.items()], ignore_index=True)
+    return out
+
+
+def _profile_table(recs: dict) -> pd.DataFrame:
+    rows = []
+    for c, r in recs.items():
+        prof = plots._last_profile(r)
+        if getattr(r, "grad_whh_contrib_norm", None) is not None:
+            w = r.grad_whh_contrib_norm
+            prof["grad_whh_contrib_norm"] = w[-1] if w.ndim == 2 else w
+        g = prof["grad_h_norm"]
+        if c == "rnn":
+            for k, v in analysis.theory_curves(g, r.params["weight_hh_l0"], r.nonlinearity).items():
+                prof[f"theory_{k}"] = v
+        elif plots._gates(r) is not None:
+            prof["theory_forget_product"] = analysis.forget_product(plots._gates(r))
+        for q, v in prof.items():
+            if v is not None:
+                rows.append(pd.DataFrame({"cell": c, "quantity": q, "t": np.arange(1, len(v) + 1), "value": v}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _spectrum_table(recs: dict) -> pd.DataFrame:
+    rows = []
+    for c, r in recs.items():
+        sp = analysis.spectrum(r.params["weight_hh_l0"])
+        names = ["W_hh"] if c == "rnn" else ["W_hi", "W_hf", "W_hg", "W_ho"]
+        for b, name in enumerate(names):
+            e, s = sp["eigvals"][b], sp["singvals"][b]
+            rows.append(pd.DataFrame({"cell": c, "block": name, "kind": "eigenvalue", "index": np.arange(len(e)),
+                                      "real": e.real, "imag": e.imag}))
+            rows.append(pd.DataFrame({"cell": c, "block": name, "kind": "singular_value", "index": np.arange(len(s)),
+                                      "real": s, "imag": 0.0}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _gates_table(rec) -> pd.DataFrame | None:
+    G = plots._gates(rec) if rec is not None else None
+    if G is None:
+        return None
+    T, _, G4 = G.shape
+    H = G4 // 4
+    seq = G[:, 0].reshape(T, 4, H)  # the first probe sequence, as the heatmaps show it
+    gate, t, unit = np.meshgrid(np.arange(4), np.arange(1, T + 1), np.arange(H), indexing="ij")
+    return pd.DataFrame({"sequence": 0, "gate": np.array(list("ifgo"))[gate.ravel()], "t": t.ravel(),
+                         "unit": unit.ravel(), "value": seq.transpose(1, 0, 2).ravel()})
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False, lineterminator="\n").encode()
+
+
+# ---- everything at once -----------------------------------------------------------------------------------------
+
+def export_all(probes: dict, runs: dict | None, cfg: Config, formats=FORMATS, style: plots.Style = plots.Style(),
+               stamp: bool = True, url: str = "", progress=None) -> dict[str, bytes]:
+    """{file name: bytes} for every panel in every format, the data as CSV, the bundles, config.json and the URL.
+    Image formats are left out (and a NO_IMAGES.txt says why) when no Chromium can be found."""
+    files: dict[str, bytes] = {}
+    figs = figures(probes, runs, cfg, style, stamp)
+    want_images = [f for f in formats if f in IMAGE_FORMATS]
+    if want_images:
+        try:
+            start_browser()
+        except NoBrowser as e:
+            files["NO_IMAGES.txt"] = (str(e) + "\n").encode()
+            want_images = []
+    jobs = [(p, f) for p in figs for f in formats if f in want_images or f == "html"]
+    for i, (panel, fmt) in enumerate(jobs, 1):
+        files[file_name(panel, cfg, fmt)] = render(figs[panel], fmt)
+        if progress:
+            progress(i, len(jobs), file_name(panel, cfg, fmt))
+    if "csv" in formats:
+        for panel, df in tables(probes, runs).items():
+            files[f"data/{file_name(panel, cfg, 'csv')}"] = csv_bytes(df)
+    for c, p in probes.items():
+        files[f"bundles/probe_{c}.npz"] = _bundle_bytes(p)
+    for c, r in (runs or {}).items():
+        files[f"bundles/run_{c}.npz"] = _bundle_bytes(r)
+    files["config.json"] = (json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n").encode()
+    if url:
+        files["url.txt"] = (url + "\n").encode()
+    return files
+
+
+def _bundle_bytes(rec) -> bytes:
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "b.npz")
+        rec.save(path)
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A ZIP with fixed timestamps, so the same content gives the same archive."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, files[name])
+    return buf.getvalue()
+
+
+def write_files(files: dict[str, bytes], out_dir: str) -> list[str]:
+    """Write under out_dir only (names are checked), each file atomically; returns the paths written."""
+    root = os.path.realpath(out_dir)
+    written = []
+    for name, data in files.items():
+        path = os.path.realpath(os.path.join(root, name))
+        if not path.startswith(root + os.sep):
+            raise ValueError(f"refusing to write {name!r} outside {out_dir}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".part"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        written.append(path)
+    return written

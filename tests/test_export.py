@@ -1,0 +1,157 @@
+"""Exports: every panel in every format with real content checked, the data round-tripping to the records,
+the ZIP reproducing its run, the CLI's presets, determinism, and the fallback without a browser.
+Static images use real kaleido with a real Chromium (make test installs Debian's)."""
+import io
+import json
+import struct
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gradlab
+from gradlab import export, plots
+
+ROOT = Path(__file__).resolve().parent.parent
+CFG = gradlab.Config(seq_len=40, hidden=8, batch=4, steps=30, record_every=10)
+needs_browser = pytest.mark.skipif(export.chromium() is None,
+                                   reason="no Chromium for kaleido (apt-get install chromium; make test does as root)")
+
+
+@pytest.fixture(scope="module")
+def records():
+    probes = {c: gradlab.probe(CFG.replace(cell=c)) for c in ("rnn", "lstm")}
+    return probes, gradlab.train_pair(CFG)
+
+
+@pytest.fixture(scope="module")
+def figs(records):
+    return export.figures(*records, CFG, plots.Style(lecture=True))
+
+
+def test_every_panel_is_built_with_its_stamp(figs):
+    assert set(figs) == set(plots.PANELS)
+    for fig in figs.values():
+        assert any("T=40, H=8" in (a.text or "") for a in fig.layout.annotations)
+    bare = export.figures(*export_records(), CFG, stamp=False)
+    assert not any("gradlab 0" in (a.text or "") for f in bare.values() for a in f.layout.annotations)
+
+
+def export_records():
+    return {c: gradlab.probe(CFG.replace(cell=c)) for c in ("rnn", "lstm")}, None
+
+
+@needs_browser
+@pytest.mark.parametrize("panel", list(plots.PANELS))
+def test_png_svg_pdf(figs, panel):
+    fig = figs[panel]
+    png = export.render(fig, "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    w, h = struct.unpack(">II", png[16:24])
+    assert (w, h) == (fig.layout.width * 3, fig.layout.height * 3) and w * 9 == h * 16  # 16:9 at 3x
+    svg = export.render(fig, "svg").decode()
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg")
+    assert plots.PANELS[panel][0] in svg  # the title is real text in the vector file
+    pdf = export.render(fig, "pdf")
+    assert pdf.startswith(b"%PDF-") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page/") + \
+        pdf.count(b"/Type /Page>") + pdf.count(b"/Type/Page") >= 1
+
+
+@pytest.mark.parametrize("panel", list(plots.PANELS))
+def test_html_is_standalone_and_offline(figs, panel):
+    html = export.render(figs[panel], "html").decode()
+    assert "<script src=\"http" not in html and "cdn" not in html.split("<body>")[1][:2000].lower()
+    assert "Plotly.newPlot" in html and len(html) > 3_000_000  # plotly.js is embedded
+    assert '"sendChartToCloud"' in html and '"displaylogo":false' in html.replace(" ", "")
+
+
+def test_csv_round_trips_to_the_records(records):
+    probes, runs = records
+    tabs = export.tables(probes, runs)
+    assert set(tabs) == set(plots.PANELS)
+    back = {k: pd.read_csv(io.BytesIO(export.csv_bytes(v))) for k, v in tabs.items()}
+    g = back["grad_vs_time"]
+    for c in ("rnn", "lstm"):
+        got = g[(g.cell == c) & (g.quantity == "grad_h_norm")].sort_values("t").value.to_numpy()
+        np.testing.assert_array_equal(got, runs[c].grad_h_norm[-1])  # bit for bit
+    h = back["grad_over_training"]
+    got = h[h.cell == "lstm"].pivot(index="record_step", columns="t", values="grad_h_norm").to_numpy()
+    np.testing.assert_array_equal(got, runs["lstm"].grad_h_norm)
+    lr = back["learning"]
+    np.testing.assert_array_equal(lr[lr.cell == "rnn"].loss.to_numpy(), runs["rnn"].loss)
+    gt = back["gates"]
+    f = gt[gt.gate == "f"].pivot(index="t", columns="unit", values="value").to_numpy()
+    np.testing.assert_array_equal(f, runs["lstm"].gates_last[:, 0, 8:16])
+    sp = back["spectrum"]
+    sv = sp[(sp.cell == "rnn") & (sp.kind == "singular_value")].real.to_numpy()
+    np.testing.assert_allclose(sv, runs["rnn"].singvals[-1][0], rtol=1e-14)
+
+
+def test_zip_reproduces_the_run(records, tmp_path):
+    probes, runs = records
+    files = export.export_all(probes, runs, CFG, formats=("html", "csv"), url="http://localhost:8501/?seq_len=40")
+    z = zipfile.ZipFile(io.BytesIO(export.zip_bytes(files)))
+    names = set(z.namelist())
+    assert {"config.json", "url.txt", "bundles/probe_rnn.npz", "bundles/run_lstm.npz"} <= names
+    assert {f"data/{export.file_name(p, CFG, 'csv')}" for p in plots.PANELS} <= names
+    assert {export.file_name(p, CFG, "html") for p in plots.PANELS} <= names
+    cfg = gradlab.Config.from_dict(json.loads(z.read("config.json")))
+    assert cfg == CFG
+    (tmp_path / "r.npz").write_bytes(z.read("bundles/run_rnn.npz"))
+    again = gradlab.train(cfg.replace(cell="rnn"))
+    np.testing.assert_array_equal(gradlab.load(tmp_path / "r.npz").loss, again.loss)
+    (tmp_path / "p.npz").write_bytes(z.read("bundles/probe_lstm.npz"))
+    assert max(gradlab.verify(tmp_path / "p.npz").values()) == 0.0
+
+
+def test_without_a_browser_html_csv_and_zip_still_work(records, monkeypatch):
+    monkeypatch.setattr(export, "chromium", lambda: None)
+    monkeypatch.setattr(export, "_server_started", False)
+    with pytest.raises(export.NoBrowser, match="apt-get install chromium"):
+        export.render(plots.grad_vs_time(records[0]), "svg")
+    files = export.export_all(records[0], None, CFG, formats=("svg", "html", "csv"))
+    assert "NO_IMAGES.txt" in files and not any(n.endswith(".svg") for n in files)
+    assert any(n.endswith(".html") for n in files) and any(n.endswith(".csv") for n in files)
+
+
+def test_file_names_are_sanitised_and_writes_stay_inside(tmp_path):
+    assert export.file_name("grad_vs_time", CFG, "svg") == "grad_vs_time_adding_T40_pytorch.svg"
+    with pytest.raises(ValueError, match="outside"):
+        export.write_files({"../evil.txt": b"x"}, str(tmp_path / "out"))
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "gradlab", "export", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_cli_preset_is_deterministic(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        r = run_cli("--preset", "vanishing", "--out", str(out), "--formats", "csv,html")
+        assert r.returncode == 0, r.stderr
+    data = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix != ".html")
+    assert Path("config.json") in data and Path("bundles/probe_rnn.npz") in data
+    assert any(str(p).startswith("data/grad_vs_time_adding_T100_pytorch") for p in data)
+    for p in data:
+        assert (a / p).read_bytes() == (b / p).read_bytes(), p
+
+
+@needs_browser
+def test_cli_exports_every_format_from_flags(tmp_path):
+    r = run_cli("--cell", "lstm", "--seq-len", "30", "--hidden", "8", "--out", str(tmp_path), "--formats", "svg,png")
+    assert r.returncode == 0, r.stderr
+    files = {p.name for p in tmp_path.iterdir()}
+    assert "grad_vs_time_adding_T30_pytorch.svg" in files and "spectrum_adding_T30_pytorch.png" in files
+
+
+def test_cli_export_errors_are_one_line():
+    for args, words in ((["--preset", "nope"], "--preset 'nope'"), (["--formats", "gif"], "--formats 'gif'")):
+        r = run_cli(*args)
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
