@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from urllib.parse import urlencode
 from dataclasses import dataclass
 
 import streamlit as st
@@ -211,6 +212,14 @@ def downloads(name: str, fig, cfg: Config, data) -> None:
                                  width="stretch")
 
 
+def share_url(cfg: Config, mode: str, lecture: bool) -> str:
+    """The link that reproduces this view: every control's value, not only the ones already in the address bar."""
+    base = (getattr(st.context, "url", "") or "http://localhost:8501").split("?")[0]
+    params = {c.key: getattr(cfg, c.key) for c in CONTROLS}
+    params.update(mode=mode, lecture=str(lecture).lower())
+    return base + "?" + urlencode(params)
+
+
 def diagnosis_line(records: dict) -> str:
     parts = []
     for cell, rec in records.items():
@@ -261,7 +270,7 @@ def main() -> None:
         st.info(f"**{scene.title}.** {scene.narrative}")
     if cfg is None:
         return
-    url = getattr(st.context, "url", "") or ""
+    url = share_url(cfg, mode, lecture)
     with st.expander("Share this view"):
         st.caption("Every control is stored in the link; copy it with the icon on the right.")
         st.code(url or "(open the app in a browser to see its link)", language=None)

@@ -120,4 +120,19 @@ def test_every_panel_renders_and_the_slider_drives_url_and_plot(server, browser,
     assert path.suffix == ".svg" and path.name.startswith("grad_vs_time_adding_T200_")
     assert path.read_text().lstrip().startswith("<svg") and "Gradient reaching each time step" in path.read_text()
     assert not page.locator('.modebar-btn[data-title*="Share"]').count()
+
+    # the server-rendered downloads: one panel's PDF, and the whole ZIP
+    with page.expect_download(timeout=120_000) as dl:
+        page.locator('[data-testid="stDownloadButton"] button', has_text="PDF").first.click()
+    pdf = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(pdf)
+    assert pdf.name == "grad_vs_time_adding_T200_pytorch.pdf" and pdf.read_bytes().startswith(b"%PDF-")
+    with page.expect_download(timeout=180_000) as dl:
+        page.locator('[data-testid="stDownloadButton"] button', has_text="Export all").click()
+    zpath = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(zpath)
+    import zipfile
+    names = zipfile.ZipFile(zpath).namelist()
+    assert "config.json" in names and "grad_vs_time_adding_T200_pytorch.svg" in names
+    assert "seq_len=200" in zipfile.ZipFile(zpath).read("url.txt").decode()
     ctx.close()

@@ -131,3 +131,17 @@ def test_scene_links():
     assert at.select_slider(key="hidden").value == 6 and at.slider(key="init_scale").value == 10.0
     at = app(scene="saturation", hidden="8")  # explicit settings win over the scene's
     assert at.select_slider(key="hidden").value == 8
+
+
+def test_the_share_link_reproduces_the_view():
+    from urllib.parse import parse_qsl, urlsplit
+    at = app()
+    at.slider(key="seq_len").set_value(150).run()
+    at.selectbox(key="init").select("xavier").run()
+    at.slider(key="init_scale").set_value(1.5).run()
+    link = at.code[0].value
+    params = dict(parse_qsl(urlsplit(link).query))
+    assert params["seq_len"] == "150" and params["init"] == "xavier" and params["mode"] == "at initialisation"
+    again = app(**params)
+    assert not again.exception and not again.warning
+    assert np.array_equal(values(grad_trace(again)["y"]), values(grad_trace(at)["y"]))
