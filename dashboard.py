@@ -56,15 +56,16 @@ UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name fo
 
 
 # ---- engine calls, cached by Config (hashable) -----------------------------------------------------------------
-# cache_resource, not cache_data: at T=1000 a probe pair holds ~100 MB of arrays, and cache_data would pickle and
+# cache_resource, not cache_data: at T=1000 a probe pair holds 100-400 MB of arrays, and cache_data would pickle and
 # unpickle all of it on every rerun. Records and figures are never modified after they are made, so sharing is safe.
+# Few entries: the largest pair (T=1000, H=128) peaks at ~0.4 GB, so 6 entries bound the cache near 2.4 GB.
 
-@st.cache_resource(max_entries=24, show_spinner=False)
+@st.cache_resource(max_entries=6, show_spinner=False)
 def probe_pair(cfg: Config) -> dict:
     return {c: gradlab.probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
 
 
-@st.cache_resource(max_entries=48, show_spinner=False)
+@st.cache_resource(max_entries=24, show_spinner=False)
 def figure(name: str, cfg: Config, lecture: bool):
     """Figures at initialisation depend only on (panel, Config, style): cache them too."""
     return plots.BUILDERS[name](probe_pair(cfg), plots.Style(lecture))
