@@ -11,6 +11,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_table  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,15 +37,7 @@ def main():
         rows.append((f"slider change, T around {base} (median of 7, uncached)", statistics.median(samples), target))
     cached = timed(lambda: at.slider(key="seq_len").set_value(105).run())
     rows.append(("slider back to a value seen before (cached)", cached, None))
-    lines = ["| what | time | target | met |", "|---|---:|---:|---|"]
-    for what, t, target in rows:
-        lines.append(f"| {what} | {t * 1000:.0f} ms | {'' if target is None else f'{target * 1000:.0f} ms'} | "
-                     f"{'' if target is None else ('yes' if t <= target else 'no')} |")
-    text = "\n".join(lines) + "\n\nCommand: `python benchmarks/bench_dashboard.py`\n"
-    print(text)
-    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "dashboard.md").write_text(text)
-
+    write_table("dashboard", rows, unit="ms", command="python benchmarks/bench_dashboard.py")
 
 if __name__ == "__main__":
     sys.exit(main())

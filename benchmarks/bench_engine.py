@@ -210,7 +210,9 @@ def matmul_flops(cell: str, B: int, H: int, T: int, D: int = 2, O: int = 1) -> i
          forward   x_t W_ih^T: 2BDG    h_{t-1} W_hh^T: 2BHG    read-out h_t W_y^T: 2BHO
          backward  da_t W_hh -> dh_{t-1}: 2BGH    dW_hh += da_t^T h_{t-1}: 2BGH    dW_ih += da_t^T x_t: 2BGD
                    dyhat_t W_y -> dh_t: 2BOH     dW_y += dyhat_t^T h_t: 2BOH
-       total = T * (6BGH + 4BGD + 6BHO). Elementwise work (nonlinearities, gate products, norms) is not counted."""
+       total = T * (6BGH + 4BGD + 6BHO). Elementwise work (nonlinearities, gate products, norms) is not counted, nor
+       is what gradlab's recording adds: every step's own dW_hh term da_t^T h_{t-1} (for its norm), another 2BGH a step.
+       Both sides are credited with the same count, so the GFLOP/s columns compare like with like."""
     G = 4 * H if cell == "lstm" else H
     return T * (6 * B * G * H + 4 * B * G * D + 6 * B * H * O)
 
@@ -399,11 +401,15 @@ def fmt_ms(v):
 
 def table(headers, rows, markdown):
     if markdown:
-        out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if i >= 2 else "---" for i in range(len(headers))) + "|"]
+        rule = "|" + "|".join("---:" if i >= 2 else "---" for i in range(len(headers))) + "|"
+        out = ["| " + " | ".join(headers) + " |", rule]
         out += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(out)
     w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w[i]) if i >= 2 else c.ljust(w[i]) for i, c in enumerate(cells))  # noqa: E731
+
+    def line(cells):
+        return "  ".join(c.rjust(w[i]) if i >= 2 else c.ljust(w[i]) for i, c in enumerate(cells))
+
     return "\n".join([line(headers), line(["-" * x for x in w])] + [line(r) for r in rows])
 
 
@@ -473,13 +479,15 @@ def rss_lines(rss, cfg) -> list[str]:
     cell, dtype, B, H, T = cfg
     out = [f"Peak RSS of one call, each in a fresh process, {cell} {dtype} B={B} H={H} T={T} (high-water mark VmHWM, "
            f"= resource.getrusage ru_maxrss when the child's own peak exceeds its parent's size; 'call' = peak minus "
-           f"the RSS just before the call, after imports, data and parameters; only the PyTorch children import torch):"]
+           f"the RSS just before the call, after imports, data and parameters; only the PyTorch children import "
+           f"torch):"]
     for r in rss:
         if "error" in r:
             out.append(f"- {r['impl']}: failed ({r['error'][0]})")
         else:
-            out.append(f"- {r['impl']}: peak {r['peak_kb'] / 1024:.0f} MiB, call {(r['peak_kb'] - r['before_kb']) / 1024:.0f}"
-                       f" MiB (ru_maxrss {r['ru_maxrss_kb'] / 1024:.0f} MiB)")
+            call = (r["peak_kb"] - r["before_kb"]) / 1024
+            out.append(f"- {r['impl']}: peak {r['peak_kb'] / 1024:.0f} MiB, call {call:.0f} MiB "
+                       f"(ru_maxrss {r['ru_maxrss_kb'] / 1024:.0f} MiB)")
     return out
 
 
@@ -500,8 +508,10 @@ def report(rows, header, rss, rss_cfg, have_torch, markdown, grid_note) -> str:
     if have_torch:
         p.append("ratio = median over rounds of gradlab/fused measured back to back; target: gradlab <= 0.6x fused "
                  "PyTorch in float64, <= 1.2x in float32. GFLOP/s = matmul flops of forward + backward "
-                 "(T (6BGH + 4BGD + 6BHO), G = 4H LSTM / H RNN, D = 2, O = 1) / median time. max rel err: loss, "
-                 "dL/dW_hh and per-step ||dL/dh_t|| against PyTorch (tolerance 1e-10 float64, 1e-4 float32). gradlab max/min: "
+                 "(T (6BGH + 4BGD + 6BHO), G = 4H LSTM / H RNN, D = 2, O = 1) / median time, for both sides (gradlab's "
+                 "recording also forms every step's dW_hh term for its norm, another 2BGH a step, not credited). "
+                 "max rel err: loss, dL/dW_hh and per-step ||dL/dh_t|| against PyTorch (tolerance 1e-10 float64, "
+                 "1e-4 float32). gradlab max/min: "
                  "slowest over fastest round (2-thread BLAS is bimodal on these VMs). other procs' CPU: cores used by "
                  "other processes while the row ran (should be ~0).\n")
         s = summary(rows, have_torch)
@@ -527,7 +537,8 @@ def grid(cells, dtypes, quick):
     configs, notes = [], []
     for cell in cells:
         g = QUICK if quick else FULL
-        notes.append(f"grid {cell}: B in {list(g['B'])}, H in {list(g['H'])}, T in {list(g['T'])}, dtypes {list(dtypes)}")
+        notes.append(f"grid {cell}: B in {list(g['B'])}, H in {list(g['H'])}, T in {list(g['T'])}, "
+                     f"dtypes {list(dtypes)}")
         for dtype in dtypes:
             for B in g["B"]:
                 for H in g["H"]:
@@ -546,8 +557,9 @@ def check_probe_path() -> None:
 
 
 def progress(r, label, t_start, have_torch) -> None:
-    msg = f"[{label} {time.perf_counter() - t_start:5.0f}s] {r['cell']} {r['dtype']} B={r['B']} H={r['H']} T={r['T']}: " \
-          f"gradlab {fmt_ms(r['gradlab_ms'])} ms (max/min {r['spread']:.2f}, others {r['others']:.2f} cores)"
+    msg = f"[{label} {time.perf_counter() - t_start:5.0f}s] {r['cell']} {r['dtype']} B={r['B']} H={r['H']} " \
+          f"T={r['T']}: gradlab {fmt_ms(r['gradlab_ms'])} ms (max/min {r['spread']:.2f}, " \
+          f"others {r['others']:.2f} cores)"
     if have_torch:
         msg += (f", fused {fmt_ms(r['fused_ms'])} ms (ratio {r['ratio']:.2f}), stepwise {fmt_ms(r['stepwise_ms'])}"
                 f" ms, err {r['check']:.0e}")
@@ -555,7 +567,8 @@ def progress(r, label, t_start, have_torch) -> None:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small subset (B=32, H in 32,64, T in 50,200), 1 s per config")
     ap.add_argument("--cells", default="lstm,rnn", help="comma-separated: lstm,rnn (default both)")
     ap.add_argument("--dtypes", default="float64,float32", help="comma-separated: float64,float32")
@@ -624,7 +637,8 @@ def main(argv=None) -> int:
     header.append(f"task {TASK}, tanh RNN / LSTM, loss mse, D=2, O=1; gradlab timed at bptt.run (what probe runs), "
                   f"batch generation excluded; budget {args.budget:g} s per configuration, {args.min_reps}-"
                   f"{args.max_reps} rounds, pause {args.pause:g} s before PyTorch")
-    header.append("command: " + " ".join(["python", "benchmarks/bench_engine.py"] + (argv if argv is not None else sys.argv[1:])))
+    given = argv if argv is not None else sys.argv[1:]
+    header.append("command: " + " ".join(["python", "benchmarks/bench_engine.py"] + given))
 
     check_probe_path()
     configs, grid_note = grid(cells, dtypes, args.quick)
@@ -652,7 +666,8 @@ def main(argv=None) -> int:
         r = bench_one(cell, dtype, B, H, T, args, have_torch)
         progress(r, f"{i}/{len(configs)}", t_start, have_torch)
         if r["others"] > BUSY and args.retries > 0:
-            print(f"  other processes used {r['others']:.2f} cores meanwhile: measured again at the end", file=sys.stderr)
+            print(f"  other processes used {r['others']:.2f} cores meanwhile: measured again at the end",
+                  file=sys.stderr)
             redo.append(len(rows))
         rows.append(r)
     # configurations disturbed by other processes: wait for a quiet machine and measure them again (keep the quieter)
@@ -675,10 +690,11 @@ def main(argv=None) -> int:
             break
 
     busy = [r for r in rows if r["others"] > BUSY]
+    verdict = (f"{len(busy)} configuration(s) still disturbed after re-measuring (other procs' CPU > {BUSY}): "
+               "rerun on a quiet machine" if busy
+               else f"every configuration measured while other processes used <= {BUSY} cores")
     header.append(f"wall time {time.perf_counter() - t_start:.0f} s; other processes used {whole.cores():.2f} cores on "
-                  f"average over the run; " + (f"{len(busy)} configuration(s) still disturbed after re-measuring "
-                                               f"(other procs' CPU > {BUSY}): rerun on a quiet machine" if busy else
-                                               f"every configuration measured while other processes used <= {BUSY} cores"))
+                  f"average over the run; {verdict}")
 
     print(report(rows, header, rss, rss_cfg, have_torch, args.markdown, grid_note))
     if out_path != "-":

@@ -10,10 +10,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gradlab  # noqa: E402
-from gradlab import export, plots  # noqa: E402
+from gradlab import export  # noqa: E402
 from gradlab.scenes import BY_NAME  # noqa: E402
+from report import write_table  # noqa: E402
 
 
 def main():
@@ -38,15 +40,7 @@ def main():
     t = time.perf_counter()
     export.zip_bytes(export.export_all(probes, runs, cfg))
     rows.append(("Export all (ZIP) after training: 6 panels x 5 formats", time.perf_counter() - t, 10))
-    lines = ["| what | time | target | met |", "|---|---:|---:|---|"]
-    for what, s, target in rows:
-        lines.append(f"| {what} | {s:.2f} s | {'' if target is None else f'{target} s'} | "
-                     f"{'' if target is None else ('yes' if s <= target else 'no')} |")
-    text = "\n".join(lines) + "\n\nCommand: `python benchmarks/bench_export.py`\n"
-    print(text)
-    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "export.md").write_text(text)
-
+    write_table("export", rows, command="python benchmarks/bench_export.py")
 
 if __name__ == "__main__":
     main()
