@@ -13,7 +13,7 @@ from . import bptt
 from .config import Config
 from .init import init_params
 from .record import PARAM_NAMES, Probe, check_shapes, flag_nonfinite, load
-from .tasks import make_batch
+from .tasks import input_output_sizes, make_batch
 
 
 def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -53,8 +53,32 @@ def prepare_params(params: dict, cfg: Config, x_shape: tuple, loss_kind: str, y_
     return found
 
 
+MEMORY_BUDGET = 2 * 2**30  # bytes one probe may hold; beyond it a laptop starts to swap mid-lecture
+
+
+def estimate_bytes(cfg: Config) -> int:
+    """Peak memory of one probe (forward + BPTT + records), from the shapes bptt.run allocates."""
+    D, O = input_output_sizes(cfg.task)
+    L = cfg.seq_len + {"copy": 20, "adding_hs97": cfg.seq_len // 10}.get(cfg.task, 0)
+    B, H = cfg.batch, cfg.hidden
+    G = 4 * H if cfg.cell == "lstm" else H
+    per_step = B * (G + 3 * H + 2 * O + D) + (B * (G + H) if cfg.cell == "lstm" else 0)  # xw, h, dh, y; gates, c
+    scratch = bptt.CHUNK * (B * (2 * G + 3 * H) + G * H)
+    return np.dtype(cfg.dtype).itemsize * (L * per_step + scratch)
+
+
+def check_budget(cfg: Config) -> None:
+    need = estimate_bytes(cfg)
+    if need > MEMORY_BUDGET:
+        raise ValueError(f"this configuration needs about {need / 2**30:.1f} GB for one probe (budget "
+                         f"{MEMORY_BUDGET / 2**30:.0f} GB): reduce seq_len ({cfg.seq_len}), hidden ({cfg.hidden}) or "
+                         f"batch ({cfg.batch}), or use dtype float32")
+
+
 def probe(cfg: Config, params: dict | None = None) -> Probe:
-    """Forward + BPTT on the first batch of cfg's task, at initialisation or on the given parameters."""
+    """Forward + BPTT on the first batch of cfg's task, at initialisation or on the given parameters.
+    Configurations that would need more than MEMORY_BUDGET are refused with a ValueError saying what to reduce."""
+    check_budget(cfg)
     data_rng, param_rng = rngs(cfg.seed)
     batch = make_batch(cfg.task, cfg.seq_len, cfg.batch, data_rng)
     if params is None:

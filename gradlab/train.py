@@ -17,7 +17,7 @@ import numpy as np
 from . import analysis, bptt
 from .config import Config
 from .init import init_params
-from .probe import prepare_params, rngs
+from .probe import check_budget, prepare_params, rngs
 from .record import PARAM_NAMES, Progress, Run
 from .tasks import Batch, accuracy, make_batch
 
@@ -124,6 +124,7 @@ class _Recorder:
 
 def _steps(cfg: Config, params: dict | None = None) -> Iterator[tuple[int, bool, _Recorder, dict]]:
     """The training loop as a generator: yields (updates done, recorded?, recorder, params) after every step."""
+    check_budget(cfg)
     data_rng, param_rng = rngs(cfg.seed)
     probe_batch = make_batch(cfg.task, cfg.seq_len, cfg.batch, data_rng)
     D, O = probe_batch.x.shape[-1], probe_batch.n_out

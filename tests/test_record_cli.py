@@ -127,3 +127,24 @@ def test_cli_verify_fails_on_a_mismatch(tmp_path, capsys):
     p.save(tmp_path / "t.npz")
     assert main(["verify", str(tmp_path / "t.npz")]) == 1
     assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_memory_estimate_tracks_the_real_peak_and_refuses_huge_configs():
+    import subprocess as sp
+
+    from gradlab.probe import estimate_bytes
+    cfg = gradlab.Config(cell="lstm", seq_len=1000, hidden=128, batch=32)
+    code = ("import resource, gradlab; r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            f"gradlab.probe(gradlab.Config.from_json({cfg.to_json()!r})); "
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) * 1024)")
+    grew = int(sp.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    est = estimate_bytes(cfg)
+    assert 0.5 * grew < est < 2.0 * grew, (est, grew)
+    huge = gradlab.Config(cell="lstm", seq_len=5000, hidden=1024, batch=4096)
+    with pytest.raises(ValueError, match=r"needs about .* GB .* reduce seq_len \(5000\)"):
+        gradlab.probe(huge)
+    with pytest.raises(ValueError, match="reduce"):
+        gradlab.train(huge)
+    r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--cell", "lstm", "--seq-len", "5000", "--hidden",
+                        "1024", "--batch", "4096"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "reduce" in r.stderr and len(r.stderr.strip().splitlines()) == 1
