@@ -29,18 +29,27 @@ def safe_norm(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.squeeze(np.sqrt(np.sum(np.square(a / s), axis=axes, keepdims=True)) * s, axis=axes).astype(np.float64)
 
 
-def _term_norms(da: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
-    """||da_t^T h_{t-1}||_F for each step of a chunk, da (n, B, G), h_prev (n, B, H).
+def _term_norms(da: np.ndarray, h_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step t's term of dL/dW_hh, da_t^T h_{t-1}, for each step of a chunk: (their sum (G, H), their norms (n,)).
+    da (n, B, G), h_prev (n, B, H).
 
-    Both factors are scaled by their largest entry first, so the (n, G, H) products cannot under- or overflow and
-    need no second scan for their maximum: norm = s_a s_h ||(da/s_a)^T (h/s_h)||.
+    The terms are formed once and serve both. Their norms come from the plain sum of squares where that is safely
+    inside float range; only steps where it is not (vanished or exploded gradients) are redone with both factors
+    scaled by their largest entry, norm = s_a s_h ||(da/s_a)^T (h/s_h)||, which cannot under- or overflow.
     """
-    n = da.shape[0]
-    sa = np.abs(da.reshape(n, -1)).max(axis=1, initial=0.0)
-    sh = np.abs(h_prev.reshape(n, -1)).max(axis=1, initial=0.0)
-    sa, sh = np.where((sa > 0) & np.isfinite(sa), sa, 1.0), np.where((sh > 0) & np.isfinite(sh), sh, 1.0)
-    terms = np.matmul((da / sa[:, None, None]).transpose(0, 2, 1), h_prev / sh[:, None, None])
-    return np.sqrt(np.einsum("tij,tij->t", terms, terms)).astype(np.float64) * sa * sh
+    terms = np.matmul(da.transpose(0, 2, 1), h_prev)  # (n, G, H)
+    ss = np.einsum("tij,tij->t", terms, terms)
+    norms = np.sqrt(ss).astype(np.float64)
+    redo = ~((ss > 1e-280) & (ss < 1e280))  # also catches 0, inf and nan, which the scaled form reports honestly
+    if redo.any():
+        a, h = da[redo], h_prev[redo]
+        k = len(a)
+        sa = np.abs(a.reshape(k, -1)).max(axis=1, initial=0.0)
+        sh = np.abs(h.reshape(k, -1)).max(axis=1, initial=0.0)
+        sa, sh = np.where((sa > 0) & np.isfinite(sa), sa, 1.0), np.where((sh > 0) & np.isfinite(sh), sh, 1.0)
+        scaled = np.matmul((a / sa[:, None, None]).transpose(0, 2, 1), h / sh[:, None, None])
+        norms[redo] = np.sqrt(np.einsum("tij,tij->t", scaled, scaled)).astype(np.float64) * sa * sh
+    return terms.sum(axis=0), norms
 
 
 def head_loss(yhat: np.ndarray, y: np.ndarray, y_mask: np.ndarray, loss_kind: str):
@@ -59,22 +68,33 @@ def head_loss(yhat: np.ndarray, y: np.ndarray, y_mask: np.ndarray, loss_kind: st
 
 
 def forward(params: dict, x: np.ndarray, cell: str, nonlinearity: str) -> dict[str, np.ndarray]:
-    """Unroll the cell over x (T, B, D). Returns hs (T+1, B, H) with hs[0] = h_{-1} = 0 (and cs, gates for the LSTM)."""
+    """Unroll the cell over x (T, B, D).
+
+    Returns z (T+1, B, H+D+1) whose row t is [h_{t-1}, x_t, 1], so that a_t = z_t W^T with W = [W_hh | W_ih | b]
+    is one matrix product per step (no separate input projection or bias add); h_t is written straight into
+    z[t+1, :, :H], and hs = z[:, :, :H] (hs[0] = h_{-1} = 0). For the LSTM also cs (T+1, B, H) and gates (T, B, 4H).
+    """
     T, B, D = x.shape
-    W_hh_T = np.ascontiguousarray(params["weight_hh_l0"].T)  # (H, G)
-    H, G = W_hh_T.shape
-    xw = (x.reshape(T * B, D) @ params["weight_ih_l0"].T + (params["bias_ih_l0"] + params["bias_hh_l0"]))
-    xw = xw.reshape(T, B, G)
-    hs = np.zeros((T + 1, B, H), x.dtype)
-    out = {"hs": hs}
+    G, H = params["weight_hh_l0"].shape
+    W_T = np.ascontiguousarray(np.concatenate([params["weight_hh_l0"], params["weight_ih_l0"],
+                                               (params["bias_ih_l0"] + params["bias_hh_l0"])[:, None]], axis=1).T)
+    z = np.empty((T + 1, B, H + D + 1), x.dtype)
+    z[0, :, :H] = 0.0
+    z[:T, :, H:H + D] = x
+    z[:, :, H + D] = 1.0
+    out = {"z": z, "hs": z[:, :, :H]}
+    a = np.empty((B, G), x.dtype)
     if cell == "rnn":
         for t in range(T):
-            hs[t + 1] = cells.rnn_step_forward(xw[t] + hs[t] @ W_hh_T, nonlinearity)
+            np.matmul(z[t], W_T, out=a)
+            cells.rnn_step_forward(a, nonlinearity, out=z[t + 1, :, :H])
         return out
-    cs = out["cs"] = np.zeros((T + 1, B, H), x.dtype)
+    cs = out["cs"] = np.empty((T + 1, B, H), x.dtype)
+    cs[0] = 0.0
     gates = out["gates"] = np.empty((T, B, G), x.dtype)
     for t in range(T):
-        hs[t + 1], cs[t + 1], _ = cells.lstm_step_forward(xw[t] + hs[t] @ W_hh_T, cs[t], gates[t])
+        np.matmul(z[t], W_T, out=a)
+        cells.lstm_step_forward(a, cs[t], gates[t], cs[t + 1], z[t + 1, :, :H])
     return out
 
 
@@ -95,7 +115,7 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
     W_hh, W_y = params["weight_hh_l0"], params["head.weight"]
     G, H = W_hh.shape
     fw = forward(params, x, cell, nonlinearity)
-    hs = fw["hs"]
+    z, hs = fw["z"], fw["hs"]
     h = hs[1:]
 
     yhat = h @ W_y.T + params["head.bias"]
@@ -108,41 +128,45 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
     dh_loss = dyhat @ W_y  # (T, B, H): what the read-out at t sends to h_t
 
     dW_hh = np.zeros_like(W_hh)
-    dW_ih = np.zeros_like(params["weight_ih_l0"])
-    db = np.zeros(G, dtype)
+    dW_xb = np.zeros((G, D + 1), dtype)  # [dW_ih | db] from one product with z's [x_t, 1] columns
     grad_h = np.empty(T)
     grad_c = np.empty(T)
     contrib = np.empty(T)
     dh_next = np.zeros((B, H), dtype)
     dc_next = np.zeros((B, H), dtype)
+    C = min(CHUNK, T)
+    da_buf, dh_buf, dc_buf = np.empty((C, B, G), dtype), np.empty((C, B, H), dtype), np.empty((C, B, H), dtype)
     for t1 in range(T, 0, -CHUNK):
         t0 = max(0, t1 - CHUNK)
         n = t1 - t0
-        da = np.empty((n, B, G), dtype)
-        dh_buf = np.empty((n, B, H), dtype)
+        da, dhs, dcs = da_buf[:n], dh_buf[:n], dc_buf[:n]
         if cell == "rnn":
             deriv = cells.rnn_factors(hs[t0 + 1:t1 + 1], nonlinearity)
             for k in range(n - 1, -1, -1):
-                dh_buf[k] = dh = dh_loss[t0 + k] + dh_next
-                da[k] = cells.rnn_step_backward(dh, deriv[k])
-                dh_next = da[k] @ W_hh
+                dh = np.add(dh_loss[t0 + k], dh_next, out=dhs[k])
+                cells.rnn_step_backward(dh, deriv[k], out=da[k])
+                np.matmul(da[k], W_hh, out=dh_next)
         else:
             cs, gates = fw["cs"], fw["gates"]
             fac = cells.lstm_factors(gates[t0:t1], cs[t0 + 1:t1 + 1], cs[t0:t1])
-            dc_buf = np.empty((n, B, H), dtype)
             for k in range(n - 1, -1, -1):
-                dh_buf[k] = dh = dh_loss[t0 + k] + dh_next
-                dc_buf[k], dc_next = cells.lstm_step_backward(dh, dc_next, {name: v[k] for name, v in fac.items()}, da[k])
-                dh_next = da[k] @ W_hh
+                dh = np.add(dh_loss[t0 + k], dh_next, out=dhs[k])
+                _, dc_next = cells.lstm_step_backward(dh, dc_next, {name: v[k] for name, v in fac.items()}, da[k],
+                                                      dcs[k])
+                np.matmul(da[k], W_hh, out=dh_next)
             if record:
-                grad_c[t0:t1] = safe_norm(dc_buf, (1, 2))
+                grad_c[t0:t1] = safe_norm(dcs, (1, 2))
+        z_chunk = z[t0:t1].reshape(n * B, H + D + 1)
+        dW_xb += da.reshape(n * B, G).T @ z_chunk[:, H:]
         if record:
-            grad_h[t0:t1] = safe_norm(dh_buf, (1, 2))
-            contrib[t0:t1] = _term_norms(da, hs[t0:t1])
-        dW_hh += da.reshape(n * B, G).T @ hs[t0:t1].reshape(n * B, H)
-        dW_ih += da.reshape(n * B, G).T @ x[t0:t1].reshape(n * B, D)
-        db += da.sum(axis=(0, 1))
-    grads.update({"weight_ih_l0": dW_ih, "weight_hh_l0": dW_hh, "bias_ih_l0": db, "bias_hh_l0": db.copy()})
+            grad_h[t0:t1] = safe_norm(dhs, (1, 2))
+            summed, contrib[t0:t1] = _term_norms(da, hs[t0:t1])
+            dW_hh += summed
+        else:
+            dW_hh += da.reshape(n * B, G).T @ z_chunk[:, :H]
+    db = dW_xb[:, D].copy()
+    grads.update({"weight_ih_l0": np.ascontiguousarray(dW_xb[:, :D]), "weight_hh_l0": dW_hh, "bias_ih_l0": db,
+                  "bias_hh_l0": db.copy()})
     rec = {"loss": float(loss), "grads": grads, "h": h, "yhat": yhat}
     if record:
         rec.update(grad_h_norm=grad_h, grad_whh_contrib_norm=contrib)

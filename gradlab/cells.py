@@ -17,16 +17,19 @@ import numpy as np
 
 # ---- vanilla RNN: h_t = phi(a_t) ---------------------------------------------------------------------------------
 
-ACTIVATIONS = {
-    "tanh": (np.tanh, lambda h: 1.0 - h * h),
-    "relu": (lambda a: np.maximum(a, 0.0), lambda h: (h > 0).astype(h.dtype)),
-    "linear": (lambda a: a, lambda h: np.ones_like(h)),
+ACTIVATIONS = {  # (forward into `out`, derivative expressed through h)
+    "tanh": (lambda a, out: np.tanh(a, out=out), lambda h: 1.0 - h * h),
+    "relu": (lambda a, out: np.maximum(a, 0.0, out=out), lambda h: (h > 0).astype(h.dtype)),
+    "linear": (lambda a, out: np.copyto(out, a) if out is not None else a.copy(), lambda h: np.ones_like(h)),
 }
 
 
-def rnn_step_forward(a: np.ndarray, nonlinearity: str) -> np.ndarray:
-    """a (B, H) -> h (B, H)."""
-    return ACTIVATIONS[nonlinearity][0](a)
+def rnn_step_forward(a: np.ndarray, nonlinearity: str, out: np.ndarray | None = None) -> np.ndarray:
+    """a (B, H) -> h (B, H), written into `out` when given."""
+    if out is None:
+        out = np.empty_like(a)
+    ACTIVATIONS[nonlinearity][0](a, out)
+    return out
 
 
 def rnn_factors(h: np.ndarray, nonlinearity: str) -> np.ndarray:
@@ -34,9 +37,9 @@ def rnn_factors(h: np.ndarray, nonlinearity: str) -> np.ndarray:
     return ACTIVATIONS[nonlinearity][1](h)
 
 
-def rnn_step_backward(dh: np.ndarray, deriv: np.ndarray) -> np.ndarray:
+def rnn_step_backward(dh: np.ndarray, deriv: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """dh (B, H) = total dL/dh_t, deriv = rnn_factors(h_t) -> da (B, H) = dL/da_t."""
-    return dh * deriv
+    return np.multiply(dh, deriv, out=out)
 
 
 # ---- LSTM: gates = (sig(a_i), sig(a_f), tanh(a_g), sig(a_o)); c_t = f c_{t-1} + i g; h_t = o tanh(c_t) -------
@@ -45,14 +48,23 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def lstm_step_forward(a: np.ndarray, c_prev: np.ndarray, gates_out: np.ndarray | None = None):
-    """a (B, 4H), c_prev (B, H) -> (h (B, H), c (B, H), gates (B, 4H)). Gates may be written into `gates_out`."""
+def lstm_step_forward(a: np.ndarray, c_prev: np.ndarray, gates_out: np.ndarray | None = None,
+                      c_out: np.ndarray | None = None, h_out: np.ndarray | None = None):
+    """a (B, 4H), c_prev (B, H) -> (h (B, H), c (B, H), gates (B, 4H)), written into the *_out buffers when given
+    (the BPTT loop passes slices of its records, so a step allocates nothing)."""
     H = c_prev.shape[-1]
-    gates = sigmoid(a) if gates_out is None else np.divide(1.0, 1.0 + np.exp(-a), out=gates_out)
-    gates[..., 2 * H:3 * H] = np.tanh(a[..., 2 * H:3 * H])
+    gates = np.empty_like(a) if gates_out is None else gates_out
+    np.negative(a, out=gates)  # sigmoid = 1 / (1 + exp(-a)), PyTorch's formula, computed in place
+    np.exp(gates, out=gates)
+    gates += 1.0
+    np.reciprocal(gates, out=gates)
+    np.tanh(a[..., 2 * H:3 * H], out=gates[..., 2 * H:3 * H])
     i, f, g, o = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:3 * H], gates[..., 3 * H:]
-    c = f * c_prev + i * g
-    return o * np.tanh(c), c, gates
+    c = np.multiply(f, c_prev, out=c_out)
+    c += i * g
+    h = np.tanh(c, out=h_out)
+    h *= o
+    return h, c, gates
 
 
 def lstm_factors(gates: np.ndarray, c: np.ndarray, c_prev: np.ndarray) -> dict[str, np.ndarray]:
@@ -70,11 +82,13 @@ def lstm_factors(gates: np.ndarray, c: np.ndarray, c_prev: np.ndarray) -> dict[s
     }
 
 
-def lstm_step_backward(dh: np.ndarray, dc_next: np.ndarray, fac: dict[str, np.ndarray], da_out: np.ndarray):
+def lstm_step_backward(dh: np.ndarray, dc_next: np.ndarray, fac: dict[str, np.ndarray], da_out: np.ndarray,
+                       dc_out: np.ndarray | None = None):
     """dh (B, H) total dL/dh_t; dc_next (B, H) = the part of dL/dc_t coming from step t+1 (dc_{t+1} f_{t+1}).
-    Writes dL/da_t into da_out (B, 4H); returns (dc (B, H) = total dL/dc_t, dc_prev_part = dc f_t)."""
+    Writes dL/da_t into da_out (B, 4H) and the total dL/dc_t into dc_out; returns (dc, dc_prev_part = dc f_t)."""
     B, H = dh.shape
-    dc = dc_next + dh * fac["h_to_c"]
+    dc = np.multiply(dh, fac["h_to_c"], out=dc_out)
+    dc += dc_next
     da = da_out.reshape(B, 4, H)
     np.multiply(dc[:, None, :], fac["ifg"], out=da[:, :3])
     np.multiply(dh, fac["o"], out=da[:, 3])

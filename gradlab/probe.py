@@ -62,7 +62,7 @@ def estimate_bytes(cfg: Config) -> int:
     L = cfg.seq_len + {"copy": 20, "adding_hs97": cfg.seq_len // 10}.get(cfg.task, 0)
     B, H = cfg.batch, cfg.hidden
     G = 4 * H if cfg.cell == "lstm" else H
-    per_step = B * (G + 3 * H + 2 * O + D) + (B * (G + H) if cfg.cell == "lstm" else 0)  # xw, h, dh, y; gates, c
+    per_step = B * (2 * H + D + 1 + 2 * O) + (B * (G + H) if cfg.cell == "lstm" else 0)  # z, dh, y; gates, c
     scratch = bptt.CHUNK * (B * (2 * G + 3 * H) + G * H)
     return np.dtype(cfg.dtype).itemsize * (L * per_step + scratch)
 

@@ -134,9 +134,10 @@ def test_memory_estimate_tracks_the_real_peak_and_refuses_huge_configs():
 
     from gradlab.probe import estimate_bytes
     cfg = gradlab.Config(cell="lstm", seq_len=1000, hidden=128, batch=32)
-    code = ("import resource, gradlab; r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-            f"gradlab.probe(gradlab.Config.from_json({cfg.to_json()!r})); "
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) * 1024)")
+    # VmHWM, not ru_maxrss: a child's ru_maxrss starts from its parent's peak (fork), VmHWM is its own
+    code = ("import re, gradlab\n"
+            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024\n"
+            f"r0 = hwm(); gradlab.probe(gradlab.Config.from_json({cfg.to_json()!r})); print(hwm() - r0)")
     grew = int(sp.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout)
     est = estimate_bytes(cfg)
     assert 0.5 * grew < est < 2.0 * grew, (est, grew)
