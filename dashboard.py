@@ -6,8 +6,11 @@ Run it with `make run` (or `streamlit run dashboard.py`).
 """
 from __future__ import annotations
 
+import gc
 import math
+import threading
 import time
+from collections import OrderedDict
 from urllib.parse import urlencode
 from dataclasses import dataclass
 
@@ -56,16 +59,38 @@ UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name fo
 
 
 # ---- engine calls, cached by Config (hashable) -----------------------------------------------------------------
-# cache_resource, not cache_data: at T=1000 a probe pair holds 100-400 MB of arrays, and cache_data would pickle and
-# unpickle all of it on every rerun. Records and figures are never modified after they are made, so sharing is safe.
-# Few entries: the largest pair (T=1000, H=128) peaks at ~0.4 GB, so 6 entries bound the cache near 2.4 GB.
+# Records are shared, not copied: at T=1000 a probe pair holds 100-300 MB of arrays, which st.cache_data would pickle
+# and unpickle on every rerun. They are never modified after they are made. The cache is bounded by bytes, not entries,
+# so dragging the T slider across long sequences cannot push the server past CACHE_BYTES (plus the pair in use).
+CACHE_BYTES = 300 * 2**20
 
-@st.cache_resource(max_entries=6, show_spinner=False)
+
+@st.cache_resource
+def _record_cache() -> tuple[OrderedDict, threading.Lock]:
+    return OrderedDict(), threading.Lock()
+
+
 def probe_pair(cfg: Config) -> dict:
-    return {c: gradlab.probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
+    store, lock = _record_cache()
+    with lock:
+        if cfg in store:
+            store.move_to_end(cfg)
+            return store[cfg]
+    pair = {c: gradlab.probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
+    with lock:
+        store[cfg] = pair
+        evicted = False
+        while len(store) > 1 and sum(p.nbytes for v in store.values() for p in v.values()) > CACHE_BYTES:
+            store.popitem(last=False)  # least recently used first
+            evicted = True
+    if evicted:
+        # Old reruns' download closures and frames reference records in cycles, which Python frees only at a
+        # cyclic collection; numpy allocations do not trigger one, so without this RSS grows by a pair per rerun.
+        gc.collect()
+    return pair
 
 
-@st.cache_resource(max_entries=24, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def figure(name: str, cfg: Config, lecture: bool):
     """Figures at initialisation depend only on (panel, Config, style): cache them too."""
     return plots.BUILDERS[name](probe_pair(cfg), plots.Style(lecture))
@@ -282,9 +307,8 @@ def main() -> None:
         st.error(f"The engine could not run this configuration: {e}")
         return
     for cell, p in probes.items():
-        for fl in p.nonfinite.values():
-            st.warning(f"{plots.NAMES[cell]}: {fl['count']} step(s) of the gradient are {fl['kind']} "
-                       f"(first met at step {fl['step']}); shown at the plot's edge.")
+        for sentence in analysis.flag_sentences(p.nonfinite, p.seq_len):
+            st.warning(f"{plots.NAMES[cell]}: {sentence}.")
     st.markdown(diagnosis_line(probes))
 
     runs = train_ui(cfg, style) if mode == MODES[1] else None

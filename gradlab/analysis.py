@@ -100,6 +100,25 @@ def diagnose(g: np.ndarray) -> tuple[str, str]:
     return "preserved", f"preserved: the gradient from step 1 is {r:.2g} times the gradient at step {T}"
 
 
+def flag_sentences(nonfinite: dict, T: int) -> list[str]:
+    """Plain sentences for a probe's `nonfinite` flags (record.flag_nonfinite), most fundamental first."""
+    out = []
+    h = nonfinite.get("h:nonfinite")
+    if h:
+        out.append(f"the hidden state overflowed in the forward pass at step {h['step'] + 1} of {T} (it is "
+                   f"{h['kind']} from there on), so the loss and the gradients are not numbers")
+    elif "loss" in nonfinite:
+        out.append(f"the loss is {nonfinite['loss']['kind']}")
+    words = {"inf": "overflowed to inf", "zero": "underflowed to exactly 0", "nan": "is nan"}
+    edge = {"inf": "shown at the plot's top edge", "zero": "shown at the plot's bottom edge", "nan": "not drawn"}
+    for kind in ("inf", "zero", "nan"):
+        f = nonfinite.get(f"grad_h_norm:{kind}")
+        if f and not (kind == "nan" and h):
+            out.append(f"the gradient {words[kind]} at step {f['step'] + 1} (counting back from the loss), "
+                       f"{f['count']} of {T} steps in all; {edge[kind]}")
+    return out
+
+
 def rate_label(g: np.ndarray, W_hh: np.ndarray) -> str:
     """The legend line a plot prints, e.g. "measured 0.955 per step; rho = 0.950"."""
     sp = spectrum(W_hh)

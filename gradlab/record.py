@@ -56,6 +56,15 @@ class Probe:
     def seq_len(self) -> int:
         return self.x.shape[0]
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the record's arrays (views count their base array once)."""
+        arrays = [self.x, self.y, self.y_mask, self.h, self.c, self.gates, self.yhat, self.grad_h_norm,
+                  *self.params.values(), *self.grads.values()]
+        bases = {id(a.base if a.base is not None else a): (a.base if a.base is not None else a)
+                 for a in arrays if a is not None}
+        return sum(b.nbytes for b in bases.values())
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the bundle atomically (a temporary file renamed into place: no partial file on failure)."""
         arrays = {
@@ -208,16 +217,26 @@ def load(path: str | os.PathLike) -> "Probe | Run":
         if k not in d:
             raise ValueError(f"{path}: missing array {k!r}")
     params = {k: _numeric(d, k, path) for k in PARAM_NAMES}
-    check_shapes(params, d["x"].shape, cell, loss_kind, d["y"].shape, d["y_mask"].shape, path)
-    optional = {k: _numeric(d, k, path) for k in ("grad_c_norm", "c", "gates") if k in d}
-    return Probe(
-        cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=_numeric(d, "x", path),
-        y=_numeric(d, "y", path), y_mask=_numeric(d, "y_mask", path), params=params,
-        grads={k: _numeric(d, f"grad.{k}", path) for k in PARAM_NAMES if f"grad.{k}" in d},
-        loss=float(_numeric(d, "loss", path)), grad_h_norm=_numeric(d, "grad_h_norm", path),
-        grad_whh_contrib_norm=_numeric(d, "grad_whh_contrib_norm", path), h=_numeric(d, "h", path),
-        config=cfg, note="" if cfg else config_text,
-        nonfinite=json.loads(_text(d, "nonfinite", path)) if "nonfinite" in d else {}, **optional)
+    x, y, y_mask = _numeric(d, "x", path), _numeric(d, "y", path), _numeric(d, "y_mask", path)
+    check_shapes(params, x.shape, cell, loss_kind, y.shape, y_mask.shape, path)
+    if loss_kind == "xent" and (y.dtype.kind not in "iu" or y.min(initial=0) < 0
+                                or y.max(initial=0) >= params["head.weight"].shape[0]):
+        raise ValueError(f"{path}: y must hold integer classes in [0, {params['head.weight'].shape[0]})")
+    T, B, _ = x.shape
+    G, H = params["weight_hh_l0"].shape
+    want = {"loss": (), "grad_h_norm": (T,), "grad_whh_contrib_norm": (T,), "h": (T, B, H), "grad_c_norm": (T,),
+            "c": (T, B, H), "gates": (T, B, G)}
+    rec = {k: _numeric(d, k, path, want[k]) for k in want if k in d}
+    if cell == "lstm" and not {"grad_c_norm", "c", "gates"} <= set(rec):
+        raise ValueError(f"{path}: an LSTM bundle needs grad_c_norm, c and gates")
+    grads = {k: _numeric(d, f"grad.{k}", path, params[k].shape) for k in PARAM_NAMES if f"grad.{k}" in d}
+    try:
+        nonfinite = json.loads(_text(d, "nonfinite", path)) if "nonfinite" in d else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: entry 'nonfinite' is not valid JSON: {e}") from None
+    return Probe(cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=x, y=y, y_mask=y_mask, params=params,
+                 grads=grads, loss=float(rec.pop("loss")), config=cfg, note="" if cfg else config_text,
+                 nonfinite=nonfinite if isinstance(nonfinite, dict) else {}, **rec)
 
 
 def _load_run(d: dict, path: str) -> Run:
@@ -226,7 +245,7 @@ def _load_run(d: dict, path: str) -> Run:
     missing = [k for k in RUN_ARRAYS + PARAM_NAMES if k not in d and k not in optional]
     if missing:
         raise ValueError(f"{path}: run bundle is missing {missing}")
-    arrays = {k: _numeric(d, k, path) for k in RUN_ARRAYS if k in d}
+    arrays = {k: _numeric(d, k, path, kinds="fiubc" if k == "eigvals" else "fiub") for k in RUN_ARRAYS if k in d}
     S, R = len(arrays["loss"]), len(arrays["record_steps"])
     for k, v in arrays.items():
         want = S if k in ("loss", "accuracy", "grad_norm_pre", "grad_norm_post", "clipped") else R
@@ -272,8 +291,11 @@ def _text(d: dict, k: str, path: str) -> str:
     return str(a)
 
 
-def _numeric(d: dict, k: str, path: str) -> np.ndarray:
+def _numeric(d: dict, k: str, path: str, shape: tuple | None = None, kinds: str = "fiub") -> np.ndarray:
     a = d[k]
-    if a.dtype.kind not in "fiubc":
-        raise ValueError(f"{path}: array {k!r} has non-numeric dtype {a.dtype}")
+    if a.dtype.kind not in kinds:
+        what = "complex" if a.dtype.kind == "c" else "non-numeric"
+        raise ValueError(f"{path}: array {k!r} has {what} dtype {a.dtype}, expected real numbers")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{path}: array {k!r} has shape {a.shape}, expected {tuple(shape)}")
     return a
