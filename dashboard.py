@@ -117,9 +117,10 @@ def check_query_params() -> list[str]:
             notices.append(f"Ignored unknown URL parameter `{key}`.")
             del st.query_params[key]
             continue
-        if len(values) > 1:
+        if len(values) > 1 and ok:
             notices.append(f"`{key}` was given {len(values)} times; using the last value.")
             st.query_params[key] = raw
+            st.session_state[key] = _typed(by_key[key], raw) if key in by_key else raw  # the widget reads this
         if not ok:
             notices.append(f"URL value `{key}={raw[:40]}` is not valid here; using the default instead.")
             del st.query_params[key]
@@ -127,6 +128,15 @@ def check_query_params() -> list[str]:
     if scene in BY_NAME and not any(c.key in st.query_params for c in CONTROLS):
         apply_scene(scene)  # a bare scene link (?scene=exploding) opens that scene's settings
     return notices
+
+
+def _typed(c: Control, raw: str):
+    if c.kind == "select":
+        return raw
+    v = float(raw)
+    if c.kind == "options":
+        return next(o for o in c.domain if math.isclose(v, o))
+    return int(v) if c.kind == "int" else v
 
 
 def _in_domain(c: Control, raw: str) -> bool:

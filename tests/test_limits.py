@@ -129,3 +129,37 @@ def test_tampered_bundles_are_refused_or_loaded_never_crash(tmp_path_factory, ke
     except ValueError:
         pass
     assert b is not None
+
+
+def test_repeated_and_hostile_url_keys():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120)
+    at.query_params["seq_len"] = ["120", "150"]
+    at.query_params["init_scale"] = "1e400"
+    at.query_params["task"] = "<script>alert(1)</script>"
+    at.run()
+    assert not at.exception
+    notes = " ".join(w.value for w in at.warning)
+    assert "`seq_len` was given 2 times; using the last value." in notes
+    assert "init_scale=1e400" in notes and "task=<script>" in notes
+    assert at.slider(key="seq_len").value == 150 and at.selectbox(key="task").value == "adding"
+
+
+def test_a_failed_export_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    from gradlab import export
+    real_open = builtins.open
+
+    def full_disk(path, mode="r", *a, **k):
+        fh = real_open(path, mode, *a, **k)
+        if "w" in mode and str(path).endswith(".part"):
+            fh.close()
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return fh
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        export.write_files({"a.csv": b"1,2\n"}, str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
