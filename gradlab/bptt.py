@@ -38,9 +38,12 @@ def _term_norms(da: np.ndarray, h_prev: np.ndarray) -> tuple[np.ndarray, np.ndar
     scaled by their largest entry, norm = s_a s_h ||(da/s_a)^T (h/s_h)||, which cannot under- or overflow.
     """
     terms = np.matmul(da.transpose(0, 2, 1), h_prev)  # (n, G, H)
-    ss = np.einsum("tij,tij->t", terms, terms)
-    norms = np.sqrt(ss).astype(np.float64)
-    redo = ~((ss > 1e-280) & (ss < 1e280))  # also catches 0, inf and nan, which the scaled form reports honestly
+    ss = np.einsum("tij,tij->t", terms, terms, dtype=np.float64)
+    norms = np.sqrt(ss)
+    fi = np.finfo(terms.dtype)  # the safe range is the working dtype's: float32 entries go subnormal near 1e-38
+    lo = max(1e-280, (float(fi.tiny) * 1e6) ** 2)  # float64: 1e-280; float32: ~1e-64
+    hi = 1e280 if float(fi.max) > 1e150 else (float(fi.max) / 1e6) ** 2
+    redo = ~((ss > lo) & (ss < hi))  # also catches 0, inf and nan, which the scaled form reports honestly
     if redo.any():
         a, h = da[redo], h_prev[redo]
         k = len(a)

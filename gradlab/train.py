@@ -176,11 +176,14 @@ def train_pair(cfg: Config, on_record: Callable[[Progress], bool | None] | None 
 
 
 def train_many(cfgs: list[Config], on_record=None, params: list | None = None) -> dict[str, Run]:
+    """Advance every cell one step per round; a stop request from on_record ends training after the round, so
+    every cell has a run (with the same number of steps, give or take the one that asked)."""
     start = time.perf_counter()
     gens = {c.cell: _steps(c, p) for c, p in zip(cfgs, params or [None] * len(cfgs))}
     latest: dict[str, tuple] = {}
     last_call = start
-    while gens:
+    stop = False
+    while gens and not stop:
         for cell in list(gens):
             try:
                 latest[cell] = next(gens[cell])
@@ -189,13 +192,12 @@ def train_many(cfgs: list[Config], on_record=None, params: list | None = None) -
                 continue
             done, recorded, rec, params_now = latest[cell]
             now = time.perf_counter()
-            if on_record and (recorded or now - last_call >= CALLBACK_EVERY_S):
+            if on_record and not stop and (recorded or now - last_call >= CALLBACK_EVERY_S):
                 last_call = now
                 progress = Progress(cell, done, rec.cfg.steps, now - start, rec.snapshot(params_now, now - start), recorded)
-                if on_record(progress) is False:
-                    for c, (d, _, r, _) in latest.items():
-                        r.stopped = r.stopped or {"reason": f"stopped by the user after {d} steps", "step": d}
-                    gens.clear()
-                    break
+                stop = on_record(progress) is False
+    if stop:
+        for d, _, r, _ in latest.values():
+            r.stopped = r.stopped or {"reason": f"stopped by the user after {d} steps", "step": d}
     elapsed = time.perf_counter() - start
     return {cell: rec.snapshot(p, elapsed) for cell, (_, _, rec, p) in latest.items()}

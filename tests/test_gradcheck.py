@@ -123,3 +123,14 @@ def test_norms_survive_far_below_float64_squares():
     n = bptt.safe_norm(g, (1, 2))
     assert n[0] == pytest.approx(5e-200, rel=1e-15) and n[1] == pytest.approx(5e200, rel=1e-15)
     assert n[2] == 0.0 and np.isinf(n[3]) and np.isnan(n[4])
+
+
+def test_float32_term_norms_are_scaled_where_float32_squares_underflow():
+    """In float32 the sums of squares of tiny terms go subnormal near 1e-38 long before float64's 1e-280: the
+    per-step term norms must still match a float64 recomputation from the same factors."""
+    rng = np.random.default_rng(0)
+    da = (rng.normal(size=(4, 3, 8)) * np.array([1e-21, 1e-5, 1e-30, 1.0])[:, None, None]).astype(np.float32)
+    h = rng.normal(size=(4, 3, 2)).astype(np.float32)
+    _, norms = bptt._term_norms(da, h)
+    want = np.linalg.norm(np.matmul(da.astype(np.float64).transpose(0, 2, 1), h.astype(np.float64)), axis=(1, 2))
+    np.testing.assert_allclose(norms, want, rtol=1e-5)

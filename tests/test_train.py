@@ -148,3 +148,10 @@ def test_run_bundle_round_trip(tmp_path, cell, task):
         assert str(z["format"]) == "gradlab-run/1"
     with pytest.raises(ValueError, match="training run bundle"):
         gradlab.verify(tmp_path / "run.npz")
+
+
+def test_a_stop_at_the_first_callback_still_returns_both_cells():
+    runs = train_pair(gradlab.Config(seq_len=10, hidden=4, steps=50), on_record=lambda p: False)
+    assert set(runs) == {"rnn", "lstm"}
+    assert runs["rnn"].steps_done == runs["lstm"].steps_done == 1
+    assert all(r.stopped for r in runs.values())
