@@ -259,8 +259,7 @@ def share_url(cfg: Config, mode: str, lecture: bool) -> str:
 def diagnosis_line(records: dict) -> str:
     parts = []
     for cell, rec in records.items():
-        g = rec.grad_h_norm if rec.grad_h_norm.ndim == 1 else rec.grad_h_norm[-1]
-        parts.append(f"**{plots.NAMES[cell]}**: {analysis.diagnose(g)[1]}.")
+        parts.append(f"**{plots.NAMES[cell]}**: {plots.summary(rec)['diagnosis'][1]}.")
     return " ".join(parts)
 
 

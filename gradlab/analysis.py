@@ -37,16 +37,43 @@ def spectrum(W_hh: np.ndarray) -> dict[str, np.ndarray]:
     return {"eigvals": eig, "singvals": sv, "rho": np.abs(eig).max(axis=1), "sigma_max": sv[:, 0]}
 
 
-def theory_curves(g: np.ndarray, W_hh: np.ndarray, nonlinearity: str = "tanh") -> dict[str, np.ndarray]:
-    """RNN: rho^k, sigma_max^k and Pascanu's bound (gamma sigma_max)^k, each times g[T-1], for k = T-1-t."""
+def loss_end(y_mask: np.ndarray | None, T: int) -> int:
+    """The last step where any sequence's loss counts: the anchor of every curve (later steps get no gradient)."""
+    if y_mask is None:
+        return T - 1
+    counted = np.flatnonzero(np.asarray(y_mask).any(axis=1))
+    return int(counted[-1]) if len(counted) else T - 1
+
+
+def losses_at_many_steps(y_mask: np.ndarray | None) -> bool:
+    """True when some sequence has a loss at more than one step (copy): the profile then mixes each step's own
+    loss with the gradient arriving from later steps, and a decay rate or a vanishing verdict does not apply."""
+    return y_mask is not None and bool((np.asarray(y_mask).sum(axis=0) > 1).any())
+
+
+def theory_curves(g: np.ndarray, W_hh: np.ndarray, nonlinearity: str = "tanh", end: int | None = None) -> dict:
+    """RNN: rho^k, sigma_max^k and Pascanu's bound (gamma sigma_max)^k, each times g[end], for k = end - t
+    (nan after `end`, the last step with a loss; default T-1). With gamma = 1 (tanh, ReLU, linear) Pascanu's bound
+    is the sigma_max curve."""
     sp = spectrum(W_hh)
-    k = np.arange(len(g))[::-1]
+    end = len(g) - 1 if end is None else end
+    k = (end - np.arange(len(g))).astype(float)
+    k[k < 0] = np.nan
     with np.errstate(all="ignore"):
         return {
-            "rho": g[-1] * sp["rho"][0] ** k,
-            "sigma_max": g[-1] * sp["sigma_max"][0] ** k,
-            "pascanu": g[-1] * (GAMMA[nonlinearity] * sp["sigma_max"][0]) ** k,
+            "rho": g[end] * sp["rho"][0] ** k,
+            "sigma_max": g[end] * sp["sigma_max"][0] ** k,
+            "pascanu": g[end] * (GAMMA[nonlinearity] * sp["sigma_max"][0]) ** k,
         }
+
+
+def cell_path_curve(gc: np.ndarray, gates: np.ndarray, end: int | None = None) -> np.ndarray:
+    """LSTM: the cell gradient at `end` carried back by the forget gates alone, gc[end] * prod_{s=t+1}^{end} f_s
+    (mean over batch and units); nan after `end`."""
+    end = len(gc) - 1 if end is None else end
+    out = np.full(len(gc), np.nan)
+    out[:end + 1] = gc[end] * forget_product(gates[:end + 1])
+    return out
 
 
 def forget_product(gates: np.ndarray) -> np.ndarray:
@@ -62,11 +89,12 @@ def forget_product(gates: np.ndarray) -> np.ndarray:
     return np.append(prod, 1.0)
 
 
-def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION) -> float:
-    """Per-step decay rate from a log-linear least-squares fit of g[t] ~ C rate^(T-1-t) over the tail (the first
-    `tail` fraction of steps, farthest from the loss). Zeros and non-finite values are left out; nan if fewer than
-    three usable points remain."""
+def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION, end: int | None = None) -> float:
+    """Per-step decay rate from a log-linear least-squares fit of g[t] ~ C rate^(end-t) over the tail (the first
+    `tail` fraction of steps up to `end`, the last step with a loss; farthest from it). Zeros and non-finite values
+    are left out; nan if fewer than three usable points remain."""
     g = np.asarray(g, dtype=np.float64)
+    g = g if end is None else g[:end + 1]
     n = max(3, int(round(len(g) * tail)))
     t = np.arange(len(g))[:n]
     v = g[:n]
@@ -77,21 +105,36 @@ def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION) -> float:
     return float(np.exp(-slope))
 
 
-def diagnose(g: np.ndarray) -> tuple[str, str]:
-    """(verdict, sentence) for a profile: "vanishing" | "exploding" | "preserved" | "underflow" | "overflow"."""
+def diagnose(g: np.ndarray, y_mask: np.ndarray | None = None, dtype: str = "float64",
+             nonfinite: dict | None = None) -> tuple[str, str]:
+    """(verdict, sentence) for a profile: "vanishing" | "exploding" | "preserved" | "underflow" | "zero" |
+    "overflow" | "mixed". The comparison is step 1 against the last step with a loss (see loss_end)."""
     g = np.asarray(g, dtype=np.float64)
+    end = loss_end(y_mask, len(g))
+    g = g[:end + 1]
     T = len(g)
-    first, last = g[0], g[-1]
+    h = (nonfinite or {}).get("h:nonfinite")
+    if h:
+        return "overflow", (f"exploding: the hidden state itself overflowed in the forward pass at step {h['step'] + 1}"
+                            ", so the loss and every gradient are not numbers")
     if not np.isfinite(g).all():
         bad = np.flatnonzero(~np.isfinite(g))[-1]
-        return "overflow", (f"exploding: the gradient overflowed float64 at step {bad + 1} of {T} "
-                            "(counting back from the loss it grows without bound)")
+        return "overflow", (f"exploding: going back from step {T}, the gradient overflowed {dtype} at step {bad + 1}")
+    if losses_at_many_steps(y_mask):
+        return "mixed", ("not comparable: this task has a loss at many steps, so each step's gradient is mostly its "
+                         "own loss's; the long-range part is hidden in it (the adding problem shows it alone)")
+    first, last = g[0], g[-1]
     if last == 0:
-        return "underflow", "no gradient: the gradient at the last step is exactly zero"
+        return "zero", f"no gradient: the gradient at step {T}, where the loss is, is exactly zero"
     if first == 0:
-        gone = np.flatnonzero(g == 0)[-1]
-        return "underflow", (f"vanishing: the gradient underflowed to exactly 0 at step {gone + 1} of {T} "
-                             "(below float64's smallest number, ~5e-324)")
+        gone = int(np.flatnonzero(g == 0)[-1])
+        smallest = g[g > 0].min()
+        tiny = float(np.finfo(dtype).tiny)
+        if smallest < tiny * 1e12:
+            return "underflow", (f"vanishing: the gradient underflowed to exactly 0 at step {gone + 1} and before, "
+                                 f"below the smallest {dtype} number ({tiny:.0e})")
+        return "zero", (f"cut off: the gradient is exactly 0 at step {gone + 1} and before: no path carries it there "
+                        "(for example W_hh = 0 or dead ReLU units)")
     r = first / last
     if r < VANISHING_BELOW:
         return "vanishing", f"vanishing: the gradient from step 1 is {r:.0e} of the gradient at step {T}"
@@ -109,20 +152,38 @@ def flag_sentences(nonfinite: dict, T: int) -> list[str]:
                    f"{h['kind']} from there on), so the loss and the gradients are not numbers")
     elif "loss" in nonfinite:
         out.append(f"the loss is {nonfinite['loss']['kind']}")
-    words = {"inf": "overflowed to inf", "zero": "underflowed to exactly 0", "nan": "is nan"}
+    words = {"inf": "overflowed to inf", "zero": "is exactly 0", "nan": "is nan"}
     edge = {"inf": "shown at the plot's top edge", "zero": "shown at the plot's bottom edge", "nan": "not drawn"}
     for kind in ("inf", "zero", "nan"):
         f = nonfinite.get(f"grad_h_norm:{kind}")
         if f and not (kind == "nan" and h):
-            out.append(f"the gradient {words[kind]} at step {f['step'] + 1} (counting back from the loss), "
-                       f"{f['count']} of {T} steps in all; {edge[kind]}")
+            out.append(f"the gradient {words[kind]} at step {f['step'] + 1} and before it ({f['count']} of {T} "
+                       f"steps); {edge[kind]}")
     return out
 
 
-def rate_label(g: np.ndarray, W_hh: np.ndarray) -> str:
+def profile_summary(cell: str, nonlinearity: str, W_hh: np.ndarray, g: np.ndarray, gc: np.ndarray | None = None,
+                    gates: np.ndarray | None = None, y_mask: np.ndarray | None = None, dtype: str = "float64",
+                    nonfinite: dict | None = None) -> dict:
+    """Everything drawn or exported about one gradient profile, computed once: the anchor step, the theory curves
+    (RNN: theory_rho, theory_sigma_max, theory_pascanu; LSTM: theory_cell_path), the fitted rate and the diagnosis."""
+    end = loss_end(y_mask, len(g))
+    mixed = losses_at_many_steps(y_mask)
+    out = {"end": end, "mixed": mixed, "rate": float("nan") if mixed else fit_rate(g, end=end),
+           "diagnosis": diagnose(g, y_mask, dtype, nonfinite), "curves": {}}
+    if mixed:
+        return out  # a decay law anchored at one loss does not describe a profile fed by many
+    if cell == "rnn":
+        out["curves"] = {f"theory_{k}": v for k, v in theory_curves(g, W_hh, nonlinearity, end).items()}
+    elif gates is not None and gc is not None:
+        out["curves"] = {"theory_cell_path": cell_path_curve(gc, gates, end)}
+    return out
+
+
+def rate_label(g: np.ndarray, W_hh: np.ndarray, end: int | None = None) -> str:
     """The legend line a plot prints, e.g. "measured 0.955 per step; rho = 0.950"."""
     sp = spectrum(W_hh)
-    return f"measured {fit_rate(g):.3f} per step; rho = {sp['rho'][0]:.3f}"
+    return f"measured {fit_rate(g, end=end):.3f} per step; rho = {sp['rho'][0]:.3f}"
 
 
 def running_mean(v: np.ndarray, window: int | None = None) -> np.ndarray:

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import sys
+import zipfile
 
 import numpy as np
 
@@ -103,14 +104,28 @@ def _probe(args) -> int:
     cfg = config_from_args(args)
     params = None
     if args.weights:
-        with np.load(args.weights, allow_pickle=False) as z:
-            params = {k: z[k] for k in z.files}
+        params = load_weights(args.weights)
     p = probe(cfg, params)
     print(summary(p))
     if args.out:
         p.save(args.out)
         print(f"saved {args.out}")
     return 0
+
+
+def load_weights(path: str) -> dict:
+    """Parameters from a .npz of named arrays (np.savez of a state_dict); anything else is refused in one line."""
+    if not os.path.exists(path):
+        raise ValueError(f"--weights {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"--weights {path}: not a .npz of named arrays (save them with np.savez(path, **state_dict))")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:
+        raise ValueError(f"--weights {path}: refused: it holds pickled objects, which gradlab never loads ({e})") from None
+    except Exception as e:  # a corrupt archive can fail in many ways inside zipfile
+        raise ValueError(f"--weights {path}: unreadable: {type(e).__name__}: {e}") from None
 
 
 def _export(args) -> int:
@@ -126,7 +141,9 @@ def _export(args) -> int:
         if args.preset != "all" and args.preset not in BY_NAME:
             raise ValueError(f"--preset {args.preset!r} is not one of {', '.join(BY_NAME)}, all")
         scenes = list(BY_NAME.values()) if args.preset == "all" else [BY_NAME[args.preset]]
-        jobs = [(s.name if args.preset == "all" else "", s.config, s.train or args.train) for s in scenes]
+        flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+        jobs = [(s.name if args.preset == "all" else "", Config.from_dict({**s.config.to_dict(), **flags}),
+                 s.train or args.train) for s in scenes]  # flags given with a preset change the preset
     else:
         jobs = [("", config_from_args(args), args.train)]
     style = Style(lecture=not args.screen)

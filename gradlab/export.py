@@ -154,12 +154,7 @@ def _profile_table(recs: dict) -> pd.DataFrame:
         if getattr(r, "grad_whh_contrib_norm", None) is not None:
             w = r.grad_whh_contrib_norm
             prof["grad_whh_contrib_norm"] = w[-1] if w.ndim == 2 else w
-        g = prof["grad_h_norm"]
-        if c == "rnn":
-            for k, v in analysis.theory_curves(g, r.params["weight_hh_l0"], r.nonlinearity).items():
-                prof[f"theory_{k}"] = v
-        elif plots._gates(r) is not None:
-            prof["theory_forget_product"] = analysis.forget_product(plots._gates(r))
+        prof.update(plots.summary(r)["curves"])  # the theory curves exactly as grad_vs_time draws them
         for q, v in prof.items():
             if v is not None:
                 rows.append(pd.DataFrame({"cell": c, "quantity": q, "t": np.arange(1, len(v) + 1), "value": v}))

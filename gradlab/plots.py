@@ -119,36 +119,42 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
         g = pr["grad_h_norm"]
         t = np.arange(1, len(g) + 1)
         W = rec.params["weight_hh_l0"]
-        label = f"||dL/dh_t||  ({analysis.rate_label(g, W)})" if c == "rnn" else \
-            f"||dL/dh_t||  (measured {analysis.fit_rate(g):.3f} per step)"
+        sm = summary(rec)
+        rate = "" if sm["mixed"] else f"measured {sm['rate']:.3f} per step" + (
+            f"; rho = {analysis.spectrum(W)['rho'][0]:.3f}" if c == "rnn" else "")
         with np.errstate(all="ignore"):
             shown = np.where(np.isfinite(g) & (g > 0), g, np.nan)
-        fig.add_trace(go.Scatter(x=t, y=shown, mode="lines", name=f"{NAMES[c]}: {label}",
+        fig.add_trace(go.Scatter(x=t, y=shown, mode="lines", name=f"{NAMES[c]}: ||dL/dh_t||" + (f"  ({rate})" if rate else ""),
                                  line=dict(color=COLORS[c], width=style.line)), row=1, col=col)
-        _edge_markers(fig, t, g, yr, COLORS[c], col, style, NAMES[c])
-        if c == "rnn":
-            curves = analysis.theory_curves(g, W, rec.nonlinearity)
-            sp = analysis.spectrum(W)
-            names = {"rho": f"rho^(T-t), rho = {sp['rho'][0]:.3f}",
-                     "sigma_max": f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}",
-                     "pascanu": f"Pascanu bound (gamma sigma_max)^(T-t), gamma = {analysis.GAMMA[rec.nonlinearity]:g}"}
-            for k in ("rho", "sigma_max") + (("pascanu",) if analysis.GAMMA[rec.nonlinearity] != 1 else ()):
-                _theory(fig, t, curves[k], names[k], THEORY[k], col, style)
-        else:
-            gc = pr.get("grad_c_norm")
-            if gc is not None:
-                with np.errstate(all="ignore"):
-                    fig.add_trace(go.Scatter(x=t, y=np.where(np.isfinite(gc) & (gc > 0), gc, np.nan), mode="lines",
-                                             name="LSTM: ||dL/dc_t|| (cell state)",
-                                             line=dict(color=COLORS[c], width=style.line, dash="dot")), row=1, col=col)
-            gates = _gates(rec)
-            if gates is not None and gc is not None:
-                _theory(fig, t, gc[-1] * analysis.forget_product(gates), "cell path: prod of forget gates f",
-                        THEORY["forget"], col, style)
+        _edge_markers(fig, t[:sm["end"] + 1], g[:sm["end"] + 1], yr, COLORS[c], col, style, NAMES[c])
+        gc = pr.get("grad_c_norm")
+        if gc is not None:
+            with np.errstate(all="ignore"):
+                fig.add_trace(go.Scatter(x=t, y=np.where(np.isfinite(gc) & (gc > 0), gc, np.nan), mode="lines",
+                                         name="LSTM: ||dL/dc_t|| (cell state)",
+                                         line=dict(color=COLORS[c], width=style.line, dash="dot")), row=1, col=col)
+        sp = analysis.spectrum(W)
+        names = {"theory_rho": f"rho^(T-t), rho = {sp['rho'][0]:.3f}",
+                 "theory_sigma_max": f"sigma_max^(T-t) = Pascanu's bound (gamma = 1), sigma_max = {sp['sigma_max'][0]:.3f}",
+                 "theory_cell_path": "cell path: product of forget gates f"}
+        for k, curve in sm["curves"].items():
+            if k in names:
+                _theory(fig, t, curve, names[k], THEORY[k.removeprefix("theory_").replace("cell_path", "forget")],
+                        col, style)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
     fig.update_yaxes(type="log", range=yr, exponentformat="power", title_text="gradient norm", row=1, col=1)
     fig.update_yaxes(type="log", range=yr, exponentformat="power")
     return fig
+
+
+def summary(rec) -> dict:
+    """analysis.profile_summary of a Probe, or of a Run's last record (its probe batch's mask, regenerated)."""
+    from .probe import probe_batch
+    pr = _last_profile(rec)
+    y_mask = rec.y_mask if getattr(rec, "y_mask", None) is not None else probe_batch(rec.config).y_mask
+    dtype = rec.config.dtype if rec.config else str(rec.params["weight_hh_l0"].dtype)
+    return analysis.profile_summary(rec.cell, rec.nonlinearity, rec.params["weight_hh_l0"], pr["grad_h_norm"],
+                                    pr["grad_c_norm"], _gates(rec), y_mask, dtype, getattr(rec, "nonfinite", None))
 
 
 def _theory(fig, t, y, name, look, col, style):
@@ -201,7 +207,7 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     w, h = style.size
     fig = make_subplots(rows=2, cols=3, row_heights=[0.55, 0.45], vertical_spacing=0.16, horizontal_spacing=0.07,
                         subplot_titles=["input gate i", "forget gate f", "output gate o",
-                                        "mean gate value over time", "cell path: prod of f from t to T", ""],
+                                        "mean gate value over time", "cell path: prod of f from t+1 to T", ""],
                         specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]])
     fig.update_layout(template="plotly_white", title=dict(text=PANELS["gates"][0], x=0.01), width=w,
                       height=h if style.lecture else int(h * 1.3), font=dict(size=style.font), margin=dict(l=70, r=30, t=90, b=60),

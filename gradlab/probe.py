@@ -75,6 +75,11 @@ def check_budget(cfg: Config) -> None:
                          f"batch ({cfg.batch}), or use dtype float32")
 
 
+def probe_batch(cfg: Config):
+    """The batch probe(cfg) and train(cfg)'s records use: the first of the task's data stream."""
+    return make_batch(cfg.task, cfg.seq_len, cfg.batch, rngs(cfg.seed)[0])
+
+
 def probe(cfg: Config, params: dict | None = None) -> Probe:
     """Forward + BPTT on the first batch of cfg's task, at initialisation or on the given parameters.
     Configurations that would need more than MEMORY_BUDGET are refused with a ValueError saying what to reduce."""

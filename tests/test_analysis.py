@@ -82,9 +82,39 @@ def test_fit_is_robust_to_zeros_and_infs():
     (np.r_[1e-31, np.ones(199)], "vanishing", "vanishing: the gradient from step 1 is 1e-31 of the gradient at step 200"),
     (np.r_[5e4, np.ones(99)], "exploding", "5e+04 times"),
     (np.r_[0.5, np.ones(99)], "preserved", "preserved"),
-    (np.r_[0.0, 0.0, 1e-300, 1.0], "underflow", "underflowed to exactly 0 at step 2 of 4"),
+    (np.r_[0.0, 0.0, 1e-300, 1.0], "underflow", "underflowed to exactly 0 at step 2 and before, below the smallest float64"),
+    (np.r_[0.0, 0.0, 0.5, 1.0], "zero", "cut off: the gradient is exactly 0 at step 2 and before"),
     (np.r_[np.inf, 1e300, 1.0], "overflow", "overflowed"),
 ])
 def test_diagnosis_sentences(profile, verdict, words):
     v, sentence = analysis.diagnose(profile)
     assert v == verdict and words in sentence
+
+
+def test_diagnosis_knows_the_loss_layout_the_dtype_and_a_forward_overflow():
+    g = np.r_[1e-9 * np.ones(8), 1.0, 0.0, 0.0]  # the last loss is at step 9; steps 10-11 come after every loss
+    mask = np.zeros((11, 2))
+    mask[8] = 1
+    v, sentence = analysis.diagnose(g, mask)
+    assert v == "vanishing" and "1e-09 of the gradient at step 9" in sentence
+    assert analysis.diagnose(np.ones(5), np.ones((5, 2)))[0] == "mixed"  # copy: a loss at every step
+    assert "float32" in analysis.diagnose(np.r_[0.0, 1e-40, 1.0], dtype="float32")[1]
+    v, sentence = analysis.diagnose(np.full(4, np.nan), nonfinite={"h:nonfinite": {"step": 2, "kind": "inf"}})
+    assert v == "overflow" and "forward pass at step 3" in sentence
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_variable_length_task_is_anchored_at_its_last_loss(seed):
+    """adding_hs97: with seed 3 no sequence reaches the array's last step, whose gradient is exactly 0."""
+    from gradlab.plots import summary
+    p = gradlab.probe(gradlab.Config(task="adding_hs97", seed=seed))
+    sm = summary(p)
+    assert sm["end"] == np.flatnonzero(p.y_mask.any(axis=1))[-1]
+    assert sm["diagnosis"][0] == "vanishing" and np.isfinite(sm["rate"])
+    assert sm["curves"]["theory_rho"][sm["end"]] == p.grad_h_norm[sm["end"]]
+
+
+def test_copy_task_profile_is_not_called_preserved():
+    from gradlab.plots import summary
+    sm = summary(gradlab.probe(gradlab.Config(task="copy")))
+    assert sm["diagnosis"][0] == "mixed" and np.isnan(sm["rate"]) and not sm["curves"]

@@ -155,3 +155,13 @@ def test_cli_export_errors_are_one_line():
     for args, words in ((["--preset", "nope"], "--preset 'nope'"), (["--formats", "gif"], "--formats 'gif'")):
         r = run_cli(*args)
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_csv_theory_columns_are_the_plotted_curves(records):
+    probes, _ = records
+    fig = plots.grad_vs_time(probes)
+    tab = export.tables(probes)["grad_vs_time"]
+    for name, q in (("cell path: product of forget gates f", "theory_cell_path"), ("rho^(T-t)", "theory_rho")):
+        trace = next(t for t in fig.data if t.name.startswith(name))
+        col = tab[tab.quantity == q].sort_values("t").value.to_numpy()
+        np.testing.assert_allclose(np.asarray(trace.y, dtype=float), col, rtol=1e-15, equal_nan=True)

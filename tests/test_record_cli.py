@@ -1,4 +1,5 @@
 """Bundles (save, load, refuse), non-finite flags, the CLI, and weights from PyTorch's state_dict layout."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,7 @@ def test_cli_config_file_and_flags_override(tmp_path, capsys):
     (["probe", "--bogus"], "unrecognized arguments"),
     (["verify", "/nonexistent.npz"], "no such file"),
     (["probe", "--config", "/nonexistent.json"], "cannot read --config"),
-    (["probe", "--weights", "/nonexistent.npz"], "No such file"),
+    (["probe", "--weights", "/nonexistent.npz"], "no such file"),
 ])
 def test_cli_errors_are_one_line_exit_2(argv, words):
     r = subprocess.run([sys.executable, "-m", "gradlab", *argv], cwd=ROOT, capture_output=True, text=True)
@@ -149,3 +150,20 @@ def test_memory_estimate_tracks_the_real_peak_and_refuses_huge_configs():
     r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--cell", "lstm", "--seq-len", "5000", "--hidden",
                         "1024", "--batch", "4096"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "reduce" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_weights_that_are_not_an_npz_are_refused_in_one_line(tmp_path):
+    np.save(tmp_path / "w.npy", np.zeros(3))
+    (tmp_path / "t.npz").write_text("not a zip")
+    for path in (tmp_path / "w.npy", tmp_path / "t.npz"):
+        r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--weights", str(path)], cwd=ROOT,
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "not a .npz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_flags_change_a_preset(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gradlab", "export", "--preset", "vanishing", "--seq-len", "30",
+                        "--formats", "csv", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "data" / "grad_vs_time_adding_T30_pytorch.csv").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["forget_bias"] == 3.0  # the rest is the preset's
