@@ -173,7 +173,7 @@ def step_scene(delta: int) -> None:
 
 def control_widget(c: Control, container) -> object:
     default = getattr(DEFAULT, c.key)
-    common = dict(key=c.key, help=c.help or None, bind="query-params")
+    common = dict(key=c.key, help=c.help or None, bind="query-params", persist_state="page")
     if c.kind == "select":
         return container.selectbox(c.label, c.domain, index=c.domain.index(default), **common)
     if c.kind == "options":
@@ -204,8 +204,10 @@ def sidebar() -> tuple[Config | None, str, bool]:
     values = {}
     advanced = sb.expander("Advanced", expanded=False) if not lecture else None
     for c in CONTROLS:
-        if c.advanced and lecture:
-            values[c.key] = st.session_state.get(c.key, getattr(DEFAULT, c.key))
+        if c.advanced and lecture:  # hidden, but still part of the view: from this session, else from the URL
+            raw = st.query_params.get(c.key)
+            url_value = _typed(c, raw) if raw is not None and _in_domain(c, raw) else getattr(DEFAULT, c.key)
+            values[c.key] = st.session_state.get(c.key, url_value)
             continue
         values[c.key] = control_widget(c, advanced if c.advanced else sb)
     try:
@@ -219,10 +221,9 @@ def sidebar() -> tuple[Config | None, str, bool]:
 # ---- panels ----------------------------------------------------------------------------------------------------
 
 def chart(fig, name: str, cfg: Config) -> None:
-    st.plotly_chart(fig, theme=None, width="stretch", key=f"chart_{name}", config={
-        "displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud"],
-        "toImageButtonOptions": {"format": "svg", "scale": 3,
-                                 "filename": f"{name}_{cfg.task}_T{cfg.seq_len}_{cfg.init}"}})
+    camera = {**export.HTML_CONFIG["toImageButtonOptions"], "filename": export.file_name(name, cfg, "svg")[:-4]}
+    st.plotly_chart(fig, theme=None, width="stretch", key=f"chart_{name}",
+                    config={**export.HTML_CONFIG, "toImageButtonOptions": camera})
 
 
 def panel(name: str, fig, cfg: Config, note: str = "", data=None) -> None:

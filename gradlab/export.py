@@ -49,8 +49,9 @@ def file_name(panel: str, cfg: Config, ext: str) -> str:
 
 
 def stamp_text(cfg: Config) -> str:
+    bf = "chrono" if cfg.init == "chrono" else f"{cfg.forget_bias:g}"  # chrono draws b_f per unit
     return (f"{cfg.task}, T={cfg.seq_len}, H={cfg.hidden}, init={cfg.init} x{cfg.init_scale:g}, "
-            f"b_f={cfg.forget_bias:g}, seed={cfg.seed} · gradlab {__version__}")
+            f"b_f={bf}, seed={cfg.seed} · gradlab {__version__}")
 
 
 def with_stamp(fig: go.Figure, cfg: Config) -> go.Figure:

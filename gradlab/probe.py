@@ -58,8 +58,7 @@ MEMORY_BUDGET = 2 * 2**30  # bytes one probe may hold; beyond it a laptop starts
 
 def estimate_bytes(cfg: Config) -> int:
     """Peak memory of one probe (forward + BPTT + records), from the shapes bptt.run allocates."""
-    D, O = input_output_sizes(cfg.task)
-    L = cfg.seq_len + {"copy": 20, "adding_hs97": cfg.seq_len // 10}.get(cfg.task, 0)
+    D, O, L = input_output_sizes(cfg.task, cfg.seq_len)
     B, H = cfg.batch, cfg.hidden
     G = 4 * H if cfg.cell == "lstm" else H
     per_step = B * (2 * H + D + 1 + 2 * O) + (B * (G + H) if cfg.cell == "lstm" else 0)  # z, dh, y; gates, c

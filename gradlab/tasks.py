@@ -143,10 +143,10 @@ def make_batch(task: str, T: int, B: int, rng: np.random.Generator) -> Batch:
     return TASKS[task](T, B, rng)
 
 
-def input_output_sizes(task: str) -> tuple[int, int]:
-    """(D, O) of a task, without drawing a batch."""
-    b = make_batch(task, 20, 1, np.random.default_rng(0))
-    return b.x.shape[-1], b.n_out
+def input_output_sizes(task: str, T: int) -> tuple[int, int, int]:
+    """(D, O, L) of a task at length T (L: the array length), from a one-sequence batch."""
+    b = make_batch(task, T, 1, np.random.default_rng(0))
+    return b.x.shape[-1], b.n_out, b.x.shape[0]
 
 
 def accuracy(task: str, batch: Batch, yhat: np.ndarray) -> float | None:

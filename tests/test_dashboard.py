@@ -145,3 +145,14 @@ def test_the_share_link_reproduces_the_view():
     again = app(**params)
     assert not again.exception and not again.warning
     assert np.array_equal(values(grad_trace(again)["y"]), values(grad_trace(at)["y"]))
+
+
+def test_a_lecture_mode_link_keeps_the_hidden_settings():
+    from urllib.parse import parse_qsl, urlsplit
+    at = app(scene="saturation", lecture="true")
+    assert not at.exception
+    params = dict(parse_qsl(urlsplit(at.code[0].value).query))
+    assert params["hidden"] == "6" and params["lecture"] == "true"
+    again = app(**params)
+    assert not again.exception
+    assert "vanilla RNN**: vanishing" in text(again) and text(again) == text(at)
