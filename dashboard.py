@@ -267,6 +267,10 @@ def diagnosis_line(records: dict) -> str:
 def train_ui(cfg: Config, style: plots.Style) -> dict | None:
     """The Train button, a progress bar with ETA and partial results; a stop button that keeps what was done."""
     store = st.session_state.setdefault("runs", {})
+    interrupted = st.session_state.pop("_training", None)
+    if interrupted in store:  # the previous run was cut short by Stop (or any other control): say so on its plots
+        for r in store[interrupted].values():
+            r.stopped = r.stopped or {"reason": f"stopped by the user after {r.steps_done} steps", "step": r.steps_done}
     left, right = st.columns([1, 1])
     go = left.button("Train both cells", type="primary", width="stretch")
     right.button("Stop", width="stretch", help="Stops training; everything recorded so far is kept")
@@ -285,7 +289,9 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
             if p.recorded and len(runs) == 2:
                 live.plotly_chart(plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), theme=None, width="stretch")
 
+        st.session_state["_training"] = cfg
         store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
+        del st.session_state["_training"]
         bar.empty()
         live.empty()
     return store.get(cfg)

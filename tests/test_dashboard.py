@@ -156,3 +156,17 @@ def test_a_lecture_mode_link_keeps_the_hidden_settings():
     again = app(**params)
     assert not again.exception
     assert "vanilla RNN**: vanishing" in text(again) and text(again) == text(at)
+
+
+def test_an_interrupted_training_is_marked_stopped():
+    """Stop reruns the script, which ends the training loop mid-way; the next run must label what was kept."""
+    at = app(mode="train", steps="100", seq_len="20")
+    at.button[[b.label for b in at.button].index("Train both cells")].click().run()
+    store = at.session_state["runs"]
+    cfg = next(iter(store))
+    for r in store[cfg].values():  # make it look cut short: as if Stop had interrupted it
+        r.stopped = None
+    at.session_state["_training"] = cfg
+    at.button[[b.label for b in at.button].index("Stop")].click().run()
+    assert not at.exception
+    assert any("stopped by the user after 100 steps" in w.value for w in at.warning)
