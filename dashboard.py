@@ -13,11 +13,12 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
 import gradlab
-from gradlab import analysis, export, plots
+from gradlab import analysis, export, plots, sweep
 from gradlab.config import CLIP_MODES, INITS, NONLINEARITIES, OPTIMIZERS, TASKS, Config
 from gradlab.scenes import BY_NAME, SCENES
 from gradlab.tasks import baselines
@@ -352,7 +353,46 @@ def main() -> None:
           data=data("spectrum"))
     panel("unrolled", figure("unrolled", cfg, lecture) if records is probes else plots.unrolled(records, style), cfg,
           data=data("unrolled"))
+    sweep_ui(style)
     export_all_ui(probes, runs, cfg, style, url)
+
+
+SHIPPED_SWEEP = Path(__file__).resolve().parent / "gradlab" / "data" / "sweep_adding.parquet"
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def load_sweep(path: str, mtime: float):
+    return sweep.load(path)
+
+
+def sweep_ui(style: plots.Style) -> None:
+    """The trainability map of a saved sweep: the shipped one, or any in ./sweeps (python -m gradlab sweep)."""
+    title = "Trainability map"
+    st.subheader(title)
+    st.caption("Each square is a full training run (or the mean over seeds): did the network learn the dependency "
+               "at this sequence length and initial gain? The dashed line is where the RNN's recurrent matrix has "
+               "spectral radius 1. Make your own with `python -m gradlab sweep ... --out sweeps/NAME.parquet`.")
+    found = sorted(str(p) for p in Path("sweeps").glob("*.parquet")) + sorted(str(p) for p in Path("sweeps").glob("*.csv"))
+    options = [str(SHIPPED_SWEEP)] + found
+    left, right = st.columns([3, 1])
+    path = left.selectbox("Sweep", options, key="sweep_file", format_func=lambda p: Path(p).name)
+    value = right.radio("Colour", ("solved", "final_loss"), key="sweep_value", horizontal=True,
+                        format_func=lambda v: "solved fraction" if v == "solved" else "final loss")
+    try:
+        df = load_sweep(path, Path(path).stat().st_mtime)
+    except (ValueError, OSError) as e:
+        st.error(f"Cannot draw this sweep: {e}")
+        return
+    fig = plots.trainability_map(df, style, value)
+    st.plotly_chart(fig, theme=None, width="stretch", key="chart_sweep", config=export.HTML_CONFIG)
+    formats = [f for f in ("png", "svg", "pdf", "html") if f == "html" or HAVE_BROWSER]
+    cols = st.columns(len(formats) + 1)
+    stem = f"trainability_{value}_{Path(path).stem}"
+    for col, fmt in zip(cols, formats):
+        col.download_button(fmt.upper(), data=lambda fmt=fmt: export.render(fig, fmt), file_name=f"{stem}.{fmt}",
+                            mime=export.MIME[fmt], on_click="ignore", key=f"dl_sweep_{fmt}", width="stretch")
+    cols[-1].download_button("CSV", data=lambda: export.csv_bytes(df), file_name=f"sweep_{Path(path).stem}.csv",
+                             mime="text/csv", on_click="ignore", key="dl_sweep_csv", width="stretch")
 
 
 def export_all_ui(probes, runs, cfg: Config, style: plots.Style, url: str) -> None:

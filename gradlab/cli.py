@@ -82,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     p_export.add_argument("--screen", action="store_true",
                           help="the dashboard's screen style instead of the projector style (big fonts, 16:9)")
     p_export.add_argument("--no-stamp", action="store_true", help="leave out the caption stamp (task, T, H, init, seed)")
+    p_sweep = sub.add_parser("sweep", help="train both cells over a grid of Config values and seeds (Dask)")
+    add_config_flags(p_sweep)
+    p_sweep.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2|A:B:N",
+                         help="a Config field and its values, listed or as N evenly spaced from A to B; repeatable")
+    p_sweep.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every grid point (default 1)")
+    p_sweep.add_argument("--out", metavar="FILE", required=True, help="results (.parquet or .csv); resumed if present")
+    p_sweep.add_argument("--scheduler", metavar="ADDRESS",
+                         help="a Dask scheduler (tcp://host:8786); 'serial' runs in this process; default: all local cores")
+    p_sweep.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    p_export.add_argument("--sweep", metavar="FILE", help="draw a saved sweep's trainability map instead")
     p_verify = sub.add_parser("verify", help="recompute a bundle and report the largest relative error per quantity")
     p_verify.add_argument("bundle", metavar="FILE.npz")
     p_verify.add_argument("--tol", type=float, default=1e-7, help="fail (exit 1) above this relative error")
@@ -91,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             return _probe(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "sweep":
+            return _sweep(args)
         return _verify(args)
     except ValueError as e:
         sys.stderr.write(f"gradlab: error: {e}\n")
@@ -128,9 +140,58 @@ def load_weights(path: str) -> dict:
         raise ValueError(f"--weights {path}: unreadable: {type(e).__name__}: {e}") from None
 
 
+def parse_vary(items: list[str]) -> dict[str, list]:
+    """["seq_len=10,25", "init_scale=0.5:1.5:5"] -> {"seq_len": [10, 25], "init_scale": [0.5, 0.75, ...]}."""
+    grid: dict[str, list] = {}
+    for item in items:
+        name, _, spec = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not spec or name not in Config.__dataclass_fields__:
+            raise ValueError(f"--vary {item!r}: expected FIELD=V1,V2,... or FIELD=A:B:N with a Config field")
+        if ":" in spec:
+            try:
+                a, b, n = spec.split(":")
+                values = [float(v) for v in np.linspace(float(a), float(b), int(n))]
+            except ValueError:
+                raise ValueError(f"--vary {item!r}: A:B:N needs two numbers and a count") from None
+        else:
+            values = [v.strip() for v in spec.split(",") if v.strip()]
+        field = Config.__dataclass_fields__[name]
+        grid[name] = [getattr(Config.from_dict({name: v if isinstance(v, str) else repr(v)}), name) for v in values] \
+            if field.metadata.get("kind") or "choices" in field.metadata else values
+    if not grid:
+        raise ValueError("give at least one --vary FIELD=VALUES")
+    return grid
+
+
+def _sweep(args) -> int:
+    from . import sweep
+    grid = parse_vary(args.vary)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}: expected at least 1")
+    base = config_from_args(args)
+    sweep.configs(base, grid, list(range(args.seeds)))  # validates every combination before any work
+    df = sweep.sweep(base, grid, list(range(args.seeds)), out=args.out, scheduler=args.scheduler,
+                     workers=args.workers, progress=lambda i, n: _bar("sweep: runs done", i, n))
+    sys.stderr.write("\n")
+    print(f"{args.out}: {len(df)} runs; solved fraction by cell: "
+          + ", ".join(f"{c} {df[df.cell == c].solved.mean():.2f}" for c in ("rnn", "lstm")))
+    return 0
+
+
 def _export(args) -> int:
     from . import export  # plotting libraries are only needed here
     from .plots import Style
+
+    if args.sweep:
+        from . import sweep
+        df = sweep.load(args.sweep)
+        stem = os.path.splitext(os.path.basename(args.sweep))[0]
+        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+        files = export.sweep_files(df, stem, formats, Style(lecture=not args.screen))
+        written = export.write_files(files, args.out)
+        print(f"wrote {len(written)} files under {args.out}")
+        return 0
     from .train import train_pair
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]

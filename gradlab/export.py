@@ -234,6 +234,20 @@ def _bundle_bytes(rec) -> bytes:
             return fh.read()
 
 
+def sweep_files(df: pd.DataFrame, stem: str, formats=FORMATS, style: plots.Style = plots.Style()) -> dict[str, bytes]:
+    """A saved sweep's trainability maps (solved fraction and final loss) in every format, and its table."""
+    files = {}
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
+    for value in ("solved", "final_loss"):
+        fig = plots.trainability_map(df, style, value)
+        for fmt in formats:
+            if fmt != "csv":
+                files[f"trainability_{value}_{stem}.{fmt}"] = render(fig, fmt)
+    if "csv" in formats:
+        files[f"data/sweep_{stem}.csv"] = csv_bytes(df)
+    return files
+
+
 def zip_bytes(files: dict[str, bytes]) -> bytes:
     """A ZIP with fixed timestamps, so the same content gives the same archive."""
     buf = io.BytesIO()

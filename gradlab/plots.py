@@ -352,5 +352,46 @@ def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60) -> go.F
     return fig
 
 
+def trainability_map(df, style: Style = Style(), value: str = "solved") -> go.Figure:
+    """A saved sweep as heatmaps per cell: the first varied field across, the second (if any) up, the mean over
+    seeds of `value` ("solved" fraction or "final_loss") in colour, and for the RNN the line where rho(W_hh) = 1."""
+    varied = [c for c in df.columns if c not in SWEEP_COLUMNS]
+    x_name, y_name = varied[0], (varied[1] if len(varied) > 1 else None)
+    cells = [c for c in ("rnn", "lstm") if (df.cell == c).any()]
+    title = "solved fraction" if value == "solved" else "final loss"
+    fig, _ = _frame({c: _Named(c) for c in cells}, style, f"Trainability map: {title} over seeds", shared_yaxes=True)
+    keys = [x_name] + ([y_name] if y_name else [])
+    for col, c in enumerate(cells, 1):
+        sub = df[df.cell == c].groupby(keys).agg(v=(value, "mean"), rho=("rho", "mean")).reset_index()
+        xs = sorted(sub[x_name].unique())
+        ys = sorted(sub[y_name].unique()) if y_name else [0]
+        grid = sub.set_index(keys)
+        z = np.array([[grid.loc[(x, y) if y_name else x, "v"] for x in xs] for y in ys], dtype=float)
+        rho = np.array([[grid.loc[(x, y) if y_name else x, "rho"] for x in xs] for y in ys], dtype=float)
+        fig.add_trace(go.Heatmap(z=z, x=[str(x) for x in xs], y=[str(y) for y in ys], zmin=0,
+                                 zmax=1 if value == "solved" else float(np.nanmax(df[value])),
+                                 colorscale="Viridis", showscale=col == len(cells), colorbar=dict(title=title),
+                                 hovertemplate=f"{x_name}=%{{x}}, {y_name}=%{{y}}: %{{z:.2f}}<extra></extra>"),
+                      row=1, col=col)
+        if c == "rnn" and y_name and np.nanmin(rho) < 1 < np.nanmax(rho):
+            fig.add_trace(go.Contour(z=rho, x=[str(x) for x in xs], y=[str(y) for y in ys], showscale=False,
+                                     contours=dict(start=1, end=1, size=1, coloring="lines"), hoverinfo="skip",
+                                     line=dict(color="white", width=style.line, dash="dash"), name="rho(W_hh) = 1",
+                                     showlegend=True), row=1, col=col)
+        fig.update_xaxes(title_text=x_name, type="category", row=1, col=col)
+    if y_name:
+        fig.update_yaxes(title_text=y_name, type="category", row=1, col=1)
+    return fig
+
+
+class _Named:
+    """Stands in for a record where only the subplot title is needed."""
+
+    def __init__(self, cell: str):
+        self.cell, self.config, self.nonlinearity = cell, None, "tanh"
+
+
+SWEEP_COLUMNS = ("seed", "cell", "final_loss", "baseline", "solved", "rate", "rho", "steps_done", "wall_time", "config")
+
 BUILDERS = {"grad_vs_time": grad_vs_time, "gates": gates, "spectrum": spectrum, "unrolled": unrolled,
             "grad_over_training": grad_over_training, "learning": learning}

@@ -88,10 +88,10 @@ def test_every_panel_renders_and_the_slider_drives_url_and_plot(server, browser,
     page.goto(url + "/?seq_len=100")
     settle(page)
     plots = page.locator(".js-plotly-plot")
-    assert plots.count() == 4
+    assert plots.count() == 5
     titles = " ".join(page.locator(".js-plotly-plot .gtitle").all_text_contents())
     for t in ("Gradient reaching each time step", "LSTM gates", "Spectrum of the recurrent matrix",
-              "The network unrolled in time"):
+              "The network unrolled in time", "Trainability map"):
         assert t in titles
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"))

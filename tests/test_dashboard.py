@@ -42,7 +42,7 @@ def text(at) -> str:
 def test_default_view_tells_the_vanishing_story():
     at = app()
     assert not at.exception
-    assert len(charts(at)) == 4  # gradient vs time, gates, spectrum, unrolled
+    assert len(charts(at)) == 5  # gradient vs time, gates, spectrum, unrolled, the shipped trainability map
     assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: preserved" in text(at)
     assert len(values(grad_trace(at)["y"])) == 100
     assert [c["layout"]["title"]["text"] for c in charts(at)][0] == "Gradient reaching each time step"
@@ -103,7 +103,7 @@ def test_lecture_mode_changes_the_layout():
 
 def test_training_mode_draws_the_heatmap_and_learning_curves():
     at = app(mode="train", steps="100", seq_len="20")
-    assert not at.exception and len(charts(at)) == 4
+    assert not at.exception and len(charts(at)) == 5
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()
     assert not at.exception
     figs = charts(at)
@@ -170,3 +170,12 @@ def test_an_interrupted_training_is_marked_stopped():
     at.button[[b.label for b in at.button].index("Stop")].click().run()
     assert not at.exception
     assert any("stopped by the user after 100 steps" in w.value for w in at.warning)
+
+
+def test_the_trainability_map_panel_shows_the_shipped_sweep():
+    at = app()
+    fig = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Trainability map"))
+    assert [t["type"] for t in fig["data"]].count("heatmap") == 2
+    at.radio(key="sweep_value").set_value("final_loss").run()
+    fig = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Trainability map"))
+    assert "final loss" in fig["layout"]["title"]["text"] and not at.exception

@@ -1,0 +1,94 @@
+"""Sweeps: the schema, serial == LocalCluster, resuming without redoing or losing runs, the CLI and the map."""
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gradlab
+from gradlab import plots
+
+sweep = importlib.import_module("gradlab.sweep")
+ROOT = Path(__file__).resolve().parent.parent
+BASE = gradlab.Config(hidden=6, batch=4, steps=12, record_every=12)
+GRID = {"seq_len": [8, 12], "init_scale": [0.5, 1.0]}
+NUMBERS = ["seq_len", "init_scale", "seed", "cell", "final_loss", "baseline", "solved", "rate", "rho", "steps_done",
+           "config"]
+
+
+def test_schema_is_documented_and_complete(tmp_path):
+    df = sweep.sweep(BASE, GRID, [0], out=str(tmp_path / "s.csv"), scheduler="serial")
+    assert list(df.columns) == ["seq_len", "init_scale"] + list(sweep.SCHEMA)
+    assert len(df) == 2 * 2 * 2 and set(df.cell) == {"rnn", "lstm"}
+    assert df.solved.dtype == bool and (df.steps_done == 12).all() and (df.baseline == 1 / 6).all()
+    assert np.allclose(df[df.cell == "rnn"].rho.to_numpy()[[0, 1]], [0.5, 1.0], rtol=0.6)  # rho follows the gain
+    back = sweep.load(str(tmp_path / "s.csv"))
+    pd.testing.assert_frame_equal(back[NUMBERS], df[NUMBERS], check_dtype=False)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="missing columns"):
+        sweep.load(str(tmp_path / "bad.csv"))
+
+
+def test_local_cluster_gives_the_serial_numbers():
+    serial = sweep.sweep(BASE, GRID, [0, 1], scheduler="serial")
+    cluster = sweep.sweep(BASE, GRID, [0, 1], workers=2)
+    pd.testing.assert_frame_equal(cluster[NUMBERS], serial[NUMBERS])
+
+
+def test_resume_neither_redoes_nor_loses_finished_runs(tmp_path, monkeypatch):
+    out = str(tmp_path / "s.parquet")
+    real = sweep.run_one
+    calls, crash = [], [True]
+
+    def crashing(cfg_json, varied=()):
+        calls.append(cfg_json)
+        if len(calls) == 3 and crash and crash.pop():
+            raise RuntimeError("the machine died")
+        return real(cfg_json, varied)
+
+    monkeypatch.setattr(sweep, "run_one", crashing)
+    with pytest.raises(RuntimeError):
+        sweep.sweep(BASE, GRID, [0], out=out, scheduler="serial")
+    assert len(sweep.load(out)) == 2  # the two finished runs were saved as they finished
+    calls.clear()
+    df = sweep.sweep(BASE, GRID, [0], out=out, scheduler="serial")
+    assert len(calls) == 6 and len(df) == 8  # only the missing six ran
+    calls.clear()
+    again = sweep.sweep(BASE, GRID, [0], out=out, scheduler="serial")
+    assert calls == [] and again[NUMBERS].equals(df[NUMBERS])
+    calls.clear()
+    sweep.sweep(BASE, {**GRID, "seq_len": [8, 12, 16]}, [0], out=out, scheduler="serial")
+    assert len(calls) == 4  # a wider grid runs only its new points
+
+
+def test_cli_sweep_and_export(tmp_path):
+    out = tmp_path / "s.parquet"
+    r = subprocess.run([sys.executable, "-m", "gradlab", "sweep", "--hidden", "4", "--batch", "4", "--steps", "8",
+                        "--record-every", "8", "--vary", "seq_len=6,9", "--vary", "init_scale=0.5:1.5:3",
+                        "--scheduler", "serial", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    df = sweep.load(str(out))
+    assert sorted(df.init_scale.unique()) == [0.5, 1.0, 1.5] and len(df) == 12
+    assert (tmp_path / "s.parquet.json").exists()
+    r = subprocess.run([sys.executable, "-m", "gradlab", "export", "--sweep", str(out), "--formats", "html,csv",
+                        "--out", str(tmp_path / "figs")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "figs" / "trainability_solved_s.html").exists()
+    assert (tmp_path / "figs" / "data" / "sweep_s.csv").exists()
+    r = subprocess.run([sys.executable, "-m", "gradlab", "sweep", "--vary", "cell=rnn", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot vary 'cell'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_sweep_draws_a_map_per_cell():
+    df = sweep.load(str(ROOT / "gradlab" / "data" / "sweep_adding.parquet"))
+    fig = plots.trainability_map(df, value="final_loss")
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 2
+    z = np.asarray(heat[1].z, dtype=float)  # the LSTM's map
+    assert z.shape == (df.init_scale.nunique(), df.seq_len.nunique())
+    lstm = df[df.cell == "lstm"].groupby(["init_scale", "seq_len"]).final_loss.mean().unstack().to_numpy()
+    np.testing.assert_allclose(z, lstm)
