@@ -376,7 +376,8 @@ def trainability_map(df, style: Style = Style(), value: str = "solved") -> go.Fi
         if c == "rnn" and y_name and np.nanmin(rho) < 1 < np.nanmax(rho):
             fig.add_trace(go.Contour(z=rho, x=[str(x) for x in xs], y=[str(y) for y in ys], showscale=False,
                                      contours=dict(start=1, end=1, size=1, coloring="lines"), hoverinfo="skip",
-                                     line=dict(color="white", width=style.line, dash="dash"), name="rho(W_hh) = 1",
+                                     colorscale=[[0, "#ffffff"], [1, "#ffffff"]],  # the line's colour, on any cell
+                                     line=dict(width=style.line, dash="dash"), name="rho(W_hh) = 1 (white dashes)",
                                      showlegend=True), row=1, col=col)
         fig.update_xaxes(title_text=x_name, type="category", row=1, col=col)
     if y_name:
