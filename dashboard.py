@@ -365,6 +365,12 @@ def load_sweep(path: str, mtime: float):
     return sweep.load(path)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def sweep_figure(path: str, mtime: float, value: str, lecture: bool):
+    """Built once per (file version, colour, style): the map does not change when the other controls move."""
+    return plots.trainability_map(load_sweep(path, mtime), plots.Style(lecture), value)
+
+
 def sweep_ui(style: plots.Style) -> None:
     """The trainability map of a saved sweep: the shipped one, or any in ./sweeps (python -m gradlab sweep)."""
     title = "Trainability map"
@@ -379,11 +385,11 @@ def sweep_ui(style: plots.Style) -> None:
     value = right.radio("Colour", ("solved", "final_loss"), key="sweep_value", horizontal=True,
                         format_func=lambda v: "solved fraction" if v == "solved" else "final loss")
     try:
-        df = load_sweep(path, Path(path).stat().st_mtime)
+        mtime = Path(path).stat().st_mtime
+        df, fig = load_sweep(path, mtime), sweep_figure(path, mtime, value, style.lecture)
     except (ValueError, OSError) as e:
         st.error(f"Cannot draw this sweep: {e}")
         return
-    fig = plots.trainability_map(df, style, value)
     st.plotly_chart(fig, theme=None, width="stretch", key="chart_sweep", config=export.HTML_CONFIG)
     formats = [f for f in ("png", "svg", "pdf", "html") if f == "html" or HAVE_BROWSER]
     cols = st.columns(len(formats) + 1)
