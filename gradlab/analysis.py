@@ -164,11 +164,21 @@ def flag_sentences(nonfinite: dict, T: int) -> list[str]:
 
 def profile_summary(cell: str, nonlinearity: str, W_hh: np.ndarray, g: np.ndarray, gc: np.ndarray | None = None,
                     gates: np.ndarray | None = None, y_mask: np.ndarray | None = None, dtype: str = "float64",
-                    nonfinite: dict | None = None) -> dict:
+                    nonfinite: dict | None = None, g_last: np.ndarray | None = None,
+                    gc_last: np.ndarray | None = None) -> dict:
     """Everything drawn or exported about one gradient profile, computed once: the anchor step, the theory curves
-    (RNN: theory_rho, theory_sigma_max, theory_pascanu; LSTM: theory_cell_path), the fitted rate and the diagnosis."""
+    (RNN: theory_rho, theory_sigma_max, theory_pascanu; LSTM: theory_cell_path), the fitted rate and the diagnosis.
+    For a task with a loss at many steps, pass g_last/gc_last (the profiles from the last step's loss alone): the
+    summary is then about those, with "last_only" set."""
     end = loss_end(y_mask, len(g))
     mixed = losses_at_many_steps(y_mask)
+    if mixed and g_last is not None:
+        single = np.zeros(np.shape(y_mask))
+        single[end] = 1.0
+        out = profile_summary(cell, nonlinearity, W_hh, g_last, gc_last, gates, single, dtype, nonfinite)
+        verdict, sentence = out["diagnosis"]
+        out.update(mixed=True, last_only=True, diagnosis=(verdict, "from the last step's loss alone, " + sentence))
+        return out
     out = {"end": end, "mixed": mixed, "rate": float("nan") if mixed else fit_rate(g, end=end),
            "diagnosis": diagnose(g, y_mask, dtype, nonfinite), "curves": {}}
     if mixed:

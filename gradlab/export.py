@@ -155,6 +155,8 @@ def _profile_table(recs: dict) -> pd.DataFrame:
         if getattr(r, "grad_whh_contrib_norm", None) is not None:
             w = r.grad_whh_contrib_norm
             prof["grad_whh_contrib_norm"] = w[-1] if w.ndim == 2 else w
+        if getattr(r, "grad_h_norm_last", None) is not None:
+            prof["grad_h_norm_last"] = r.grad_h_norm_last  # copy: from the last step's loss alone
         prof.update(plots.summary(r)["curves"])  # the theory curves exactly as grad_vs_time draws them
         for q, v in prof.items():
             if v is not None:

@@ -113,7 +113,8 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
     """||dL/dh_t|| over t (log axis) per cell, with theory curves and the fitted rate vs rho in the legend."""
     fig, cells = _frame(records, style, PANELS["grad_vs_time"][0], shared_yaxes=True)
     profiles = {c: _last_profile(records[c]) for c in cells}
-    yr = _log_range(*[p for pr in profiles.values() for p in pr.values()])
+    yr = _log_range(*[p for pr in profiles.values() for p in pr.values()],
+                    *[getattr(records[c], "grad_h_norm_last", None) for c in cells])
     for col, c in enumerate(cells, 1):
         rec, pr = records[c], profiles[c]
         g = pr["grad_h_norm"]
@@ -127,6 +128,13 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
         fig.add_trace(go.Scatter(x=t, y=shown, mode="lines", name=f"{NAMES[c]}: ||dL/dh_t||" + (f"  ({rate})" if rate else ""),
                                  line=dict(color=COLORS[c], width=style.line)), row=1, col=col)
         _edge_markers(fig, t[:sm["end"] + 1], g[:sm["end"] + 1], yr, COLORS[c], col, style, NAMES[c])
+        if sm.get("last_only"):
+            g_last = rec.grad_h_norm_last
+            with np.errstate(all="ignore"):
+                fig.add_trace(go.Scatter(x=t, y=np.where(np.isfinite(g_last) & (g_last > 0), g_last, np.nan),
+                                         mode="lines", line=dict(color=COLORS[c], width=style.line, dash="dash"),
+                                         name=f"{NAMES[c]}: from the last step's loss alone (measured "
+                                              f"{sm['rate']:.3f} per step)"), row=1, col=col)
         gc = pr.get("grad_c_norm")
         if gc is not None:
             with np.errstate(all="ignore"):
@@ -154,7 +162,8 @@ def summary(rec) -> dict:
     y_mask = rec.y_mask if getattr(rec, "y_mask", None) is not None else probe_batch(rec.config).y_mask
     dtype = rec.config.dtype if rec.config else str(rec.params["weight_hh_l0"].dtype)
     return analysis.profile_summary(rec.cell, rec.nonlinearity, rec.params["weight_hh_l0"], pr["grad_h_norm"],
-                                    pr["grad_c_norm"], _gates(rec), y_mask, dtype, getattr(rec, "nonfinite", None))
+                                    pr["grad_c_norm"], _gates(rec), y_mask, dtype, getattr(rec, "nonfinite", None),
+                                    getattr(rec, "grad_h_norm_last", None), getattr(rec, "grad_c_norm_last", None))
 
 
 def _theory(fig, t, y, name, look, col, style):

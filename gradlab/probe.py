@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from . import bptt
+from .analysis import loss_end, losses_at_many_steps
 from .config import Config
 from .init import init_params
 from .record import PARAM_NAMES, Probe, check_shapes, flag_nonfinite, load
@@ -96,6 +97,14 @@ def probe(cfg: Config, params: dict | None = None) -> Probe:
 def _probe(params, x, y, y_mask, cell, nonlinearity, loss_kind, **extra) -> Probe:
     rec = bptt.run(params, x, y, y_mask, cell, nonlinearity, loss_kind)
     grads = rec.pop("grads")
+    if losses_at_many_steps(y_mask):
+        # With a loss at every step (copy) each step's gradient is mostly its own loss's; a second pass with the
+        # last step's loss alone shows the long-range part, the quantity the theory describes.
+        last = np.zeros_like(y_mask)
+        end = loss_end(y_mask, len(y_mask))
+        last[end] = y_mask[end]
+        alone = bptt.run(params, x, y, last, cell, nonlinearity, loss_kind)
+        extra.update(grad_h_norm_last=alone["grad_h_norm"], grad_c_norm_last=alone.get("grad_c_norm"))
     return Probe(cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=x, y=y, y_mask=y_mask, params=params,
                  grads=grads, nonfinite=flag_nonfinite(rec), **rec, **extra)
 

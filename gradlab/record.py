@@ -49,6 +49,9 @@ class Probe:
     gates: np.ndarray | None = None
     config: Config | None = None
     yhat: np.ndarray | None = None  # the read-out at every step (T, B, O); not part of the bundle
+    # For tasks with a loss at many steps (copy): the profiles from the last step's loss alone (not in the bundle)
+    grad_h_norm_last: np.ndarray | None = None
+    grad_c_norm_last: np.ndarray | None = None
     note: str = ""  # the bundle's config text when it is not a gradlab Config (e.g. a PyTorch reference)
     nonfinite: dict[str, dict] = field(default_factory=dict)
 

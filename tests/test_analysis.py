@@ -114,7 +114,20 @@ def test_variable_length_task_is_anchored_at_its_last_loss(seed):
     assert sm["curves"]["theory_rho"][sm["end"]] == p.grad_h_norm[sm["end"]]
 
 
-def test_copy_task_profile_is_not_called_preserved():
+def test_copy_task_is_judged_by_the_last_steps_loss_alone():
+    """Copy has a loss at every step, which masks the long-range gradient (the total profile looks flat). The probe
+    also records the profile from the last step's loss alone; the summary is about that one, and says so."""
     from gradlab.plots import summary
-    sm = summary(gradlab.probe(gradlab.Config(task="copy")))
-    assert sm["diagnosis"][0] == "mixed" and np.isnan(sm["rate"]) and not sm["curves"]
+    p = gradlab.probe(gradlab.Config(task="copy"))
+    assert p.grad_h_norm[0] / p.grad_h_norm[-1] > 0.1  # flat: the many local losses dominate
+    sm = summary(p)
+    assert sm["last_only"] and sm["diagnosis"][0] == "vanishing"
+    assert sm["diagnosis"][1].startswith("from the last step's loss alone, vanishing")
+    assert sm["rate"] == pytest.approx(analysis.fit_rate(p.grad_h_norm_last))
+    assert sm["curves"]["theory_rho"][-1] == p.grad_h_norm_last[-1]
+    # and that profile is the one a mask on the last step alone gives
+    from gradlab import bptt
+    last = np.zeros_like(p.y_mask)
+    last[-1] = 1
+    np.testing.assert_array_equal(p.grad_h_norm_last,
+                                  bptt.run(p.params, p.x, p.y, last, "rnn", "tanh", "xent")["grad_h_norm"])
