@@ -333,10 +333,12 @@ def main() -> None:
         runs = None
     records = runs or probes
     data = lambda name: (lambda: export.tables(probes, runs)[name])  # noqa: E731 (built on click only)
-    panel("grad_vs_time", figure("grad_vs_time", cfg, lecture) if records is probes
-          else plots.grad_vs_time(records, style), cfg,
-          note="After training: the profile at the last record." if records is not probes else "",
-          data=data("grad_vs_time"))
+
+    def fig(name):  # at initialisation the figure is cached per Config; after training it is drawn from the runs
+        return figure(name, cfg, lecture) if records is probes else plots.BUILDERS[name](records, style)
+
+    panel("grad_vs_time", fig("grad_vs_time"), cfg, data=data("grad_vs_time"),
+          note="After training: the profile at the last record." if records is not probes else "")
     if runs:
         panel("grad_over_training", plots.grad_over_training(runs, style), cfg, data=data("grad_over_training"))
         panel("learning", plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), cfg,
@@ -347,12 +349,8 @@ def main() -> None:
     else:
         st.subheader(plots.PANELS["grad_over_training"][0] + " and " + plots.PANELS["learning"][0].lower())
         st.caption("Switch the mode to **train** and press *Train both cells* to see these.")
-    panel("gates", figure("gates", cfg, lecture) if records is probes else plots.gates(records, style), cfg,
-          data=data("gates"))
-    panel("spectrum", figure("spectrum", cfg, lecture) if records is probes else plots.spectrum(records, style), cfg,
-          data=data("spectrum"))
-    panel("unrolled", figure("unrolled", cfg, lecture) if records is probes else plots.unrolled(records, style), cfg,
-          data=data("unrolled"))
+    for name in ("gates", "spectrum", "unrolled"):
+        panel(name, fig(name), cfg, data=data(name))
     sweep_ui(style)
     export_all_ui(probes, runs, cfg, style, url)
 

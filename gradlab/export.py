@@ -24,6 +24,7 @@ import plotly.io as pio
 
 from . import __version__, analysis, plots
 from .config import Config
+from .tasks import baselines
 
 FORMATS = ("png", "svg", "pdf", "html", "csv")
 IMAGE_FORMATS = ("png", "svg", "pdf")
@@ -72,16 +73,11 @@ def figures(probes: dict, runs: dict | None, cfg: Config, style: plots.Style = p
     out = {"grad_vs_time": plots.grad_vs_time(recs, style)}
     if runs:
         out["grad_over_training"] = plots.grad_over_training(runs, style)
-        out["learning"] = plots.learning(runs, style, _baselines(cfg))
+        out["learning"] = plots.learning(runs, style, baselines(cfg.task, cfg.seq_len))
     out["gates"] = plots.gates(recs, style)
     out["spectrum"] = plots.spectrum(recs, style)
     out["unrolled"] = plots.unrolled(recs, style)
     return {k: with_stamp(f, cfg) if stamp else f for k, f in out.items()}
-
-
-def _baselines(cfg: Config):
-    from .tasks import baselines
-    return baselines(cfg.task, cfg.seq_len)
 
 
 # ---- rendering --------------------------------------------------------------------------------------------------

@@ -121,8 +121,9 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
         t = np.arange(1, len(g) + 1)
         W = rec.params["weight_hh_l0"]
         sm = summary(rec)
-        rate = "" if sm["mixed"] else f"measured {sm['rate']:.3f} per step" + (
-            f"; rho = {analysis.spectrum(W)['rho'][0]:.3f}" if c == "rnn" else "")
+        sp = analysis.spectrum(W)
+        rate = "" if sm["mixed"] else (analysis.rate_label(g, W, sm["end"]) if c == "rnn"
+                                       else f"measured {sm['rate']:.3f} per step")
         with np.errstate(all="ignore"):
             shown = np.where(np.isfinite(g) & (g > 0), g, np.nan)
         fig.add_trace(go.Scatter(x=t, y=shown, mode="lines", name=f"{NAMES[c]}: ||dL/dh_t||" + (f"  ({rate})" if rate else ""),
@@ -141,7 +142,6 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
                 fig.add_trace(go.Scatter(x=t, y=np.where(np.isfinite(gc) & (gc > 0), gc, np.nan), mode="lines",
                                          name="LSTM: ||dL/dc_t|| (cell state)",
                                          line=dict(color=COLORS[c], width=style.line, dash="dot")), row=1, col=col)
-        sp = analysis.spectrum(W)
         names = {"theory_rho": f"rho^(T-t), rho = {sp['rho'][0]:.3f}",
                  "theory_sigma_max": f"sigma_max^(T-t) = Pascanu's bound (gamma = 1), sigma_max = {sp['sigma_max'][0]:.3f}",
                  "theory_cell_path": "cell path: product of forget gates f"}

@@ -80,9 +80,9 @@ def probe_batch(cfg: Config):
     return make_batch(cfg.task, cfg.seq_len, cfg.batch, rngs(cfg.seed)[0])
 
 
-def probe(cfg: Config, params: dict | None = None) -> Probe:
-    """Forward + BPTT on the first batch of cfg's task, at initialisation or on the given parameters.
-    Configurations that would need more than MEMORY_BUDGET are refused with a ValueError saying what to reduce."""
+def setup(cfg: Config, params: dict | None = None):
+    """What probe and train both start from: (the probe batch in cfg.dtype, parameters, the data stream after it).
+    Refuses configurations over MEMORY_BUDGET; fresh parameters unless `params` are given (then validated)."""
     check_budget(cfg)
     data_rng, param_rng = rngs(cfg.seed)
     batch = make_batch(cfg.task, cfg.seq_len, cfg.batch, data_rng)
@@ -90,8 +90,15 @@ def probe(cfg: Config, params: dict | None = None) -> Probe:
         params = init_params(cfg, batch.x.shape[-1], batch.n_out, param_rng)
     else:
         params = prepare_params(params, cfg, batch.x.shape, batch.loss_kind, batch.y.shape)
-    return _probe(params, batch.x.astype(cfg.dtype), batch.y, batch.y_mask.astype(cfg.dtype), cfg.cell,
-                  cfg.nonlinearity, batch.loss_kind, config=cfg)
+    batch.x, batch.y_mask = batch.x.astype(cfg.dtype), batch.y_mask.astype(cfg.dtype)
+    return batch, params, data_rng
+
+
+def probe(cfg: Config, params: dict | None = None) -> Probe:
+    """Forward + BPTT on the first batch of cfg's task, at initialisation or on the given parameters.
+    Configurations that would need more than MEMORY_BUDGET are refused with a ValueError saying what to reduce."""
+    batch, params, _ = setup(cfg, params)
+    return _probe(params, batch.x, batch.y, batch.y_mask, cfg.cell, cfg.nonlinearity, batch.loss_kind, config=cfg)
 
 
 def _probe(params, x, y, y_mask, cell, nonlinearity, loss_kind, **extra) -> Probe:

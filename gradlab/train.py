@@ -16,8 +16,7 @@ import numpy as np
 
 from . import analysis, bptt
 from .config import Config
-from .init import init_params
-from .probe import check_budget, prepare_params, rngs
+from .probe import setup
 from .record import PARAM_NAMES, Progress, Run
 from .tasks import Batch, accuracy, make_batch
 
@@ -124,15 +123,7 @@ class _Recorder:
 
 def _steps(cfg: Config, params: dict | None = None) -> Iterator[tuple[int, bool, _Recorder, dict]]:
     """The training loop as a generator: yields (updates done, recorded?, recorder, params) after every step."""
-    check_budget(cfg)
-    data_rng, param_rng = rngs(cfg.seed)
-    probe_batch = make_batch(cfg.task, cfg.seq_len, cfg.batch, data_rng)
-    D, O = probe_batch.x.shape[-1], probe_batch.n_out
-    if params is None:
-        params = init_params(cfg, D, O, param_rng)
-    else:
-        params = prepare_params(params, cfg, probe_batch.x.shape, probe_batch.loss_kind, probe_batch.y.shape)
-    probe_batch.x, probe_batch.y_mask = probe_batch.x.astype(cfg.dtype), probe_batch.y_mask.astype(cfg.dtype)
+    probe_batch, params, data_rng = setup(cfg, params)  # the same start as probe(cfg): records begin there
     rec = _Recorder(cfg, probe_batch)
     update = OPTIMIZERS[cfg.optimizer](cfg, params)
     with np.errstate(all="ignore"):

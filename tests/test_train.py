@@ -8,7 +8,8 @@ import gradlab
 from gradlab import bptt
 from gradlab.train import clip, global_norm, train, train_pair
 
-train_mod = importlib.import_module("gradlab.train")  # the module, not gradlab.train the function
+train_mod = importlib.import_module("gradlab.train")
+probe_mod = importlib.import_module("gradlab.probe")  # the module, not gradlab.train the function
 SMALL = dict(seq_len=20, hidden=16, batch=16, record_every=10)
 
 
@@ -97,10 +98,12 @@ def test_pair_is_matched_and_does_not_depend_on_interleaving(monkeypatch):
     runs = {}
     for cell in ("rnn", "lstm"):
         spy.cell = cell
-        monkeypatch.setattr(train_mod, "make_batch", spy)
+        monkeypatch.setattr(train_mod, "make_batch", spy)  # the training batches
+        monkeypatch.setattr(probe_mod, "make_batch", spy)  # the probe batch, drawn first (probe.setup)
         runs[cell] = train(cfg.replace(cell=cell))
     assert seen["rnn"] == seen["lstm"] and len(seen["rnn"]) == 13
     monkeypatch.setattr(train_mod, "make_batch", real)
+    monkeypatch.setattr(probe_mod, "make_batch", real)
     pair = train_pair(cfg)
     for cell in ("rnn", "lstm"):
         np.testing.assert_array_equal(pair[cell].loss, runs[cell].loss)
