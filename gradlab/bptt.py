@@ -4,7 +4,17 @@
   loss; grads (keyed like params); h (T, B, H); c and gates (T, B, H) / (T, B, 4H) for the LSTM;
   grad_h_norm (T,): ||dL/dh_t||_F over (B, H) of the *total* gradient at h_t (through the read-out at t and through
   every later step, CS231n's distinction); grad_c_norm (T,) the same for the LSTM's cell state;
-  grad_whh_contrib_norm (T,): ||step t's term of dL/dW_hh||_F (t = 0 is 0: h_{-1} = 0).
+  grad_whh_contrib_norm (T,): ||step t's term of dL/dW_hh||_F (t = 0 is 0: h_{-1} = 0);
+  grad_x_norm (T,): ||dL/dx_t||_F over (B, D), the total gradient reaching the input at step t (= dL/da_t W_ih);
+  for the LSTM, the split of dL/dc_t into its two routes, dL/dc_t = d_t + r_t:
+    grad_c_direct_norm (T,) = ||d_t||_F, the part that reached c_t along the cell path only: the loss at steps
+      s >= t entering through h_s = o_s tanh(c_s), carried back by f alone,
+      d_t = dh_loss_t * o_t * (1 - tanh(c_t)^2) + d_{t+1} * f_{t+1}, d_T = 0;
+    grad_c_rest_norm (T,) = ||r_t||_F = ||dL/dc_t - d_t||_F, the part that came back through h_{t-1} into the gates
+      at some later step, r_t = dh_next_t * o_t * (1 - tanh(c_t)^2) + r_{t+1} * f_{t+1} with dh_next_t = dL/da_{t+1}
+      W_hh (so r_{T-1} = 0, and r = 0 everywhere when W_hh = 0).
+    Both are carried through the backward loop as vectors, not obtained as a difference: each stays exact to
+    rounding even when it is 1e-30 of the other (the direct path vanishes as prod f; the rest vanishes with W_hh).
 Shapes: T time, B batch, D input, H hidden, G = H (RNN) or 4H (LSTM), O output. h_{-1} = c_{-1} = 0.
 
 The read-out is y_hat_t = head(h_t) at every step; the loss averages over the steps where y_mask is 1:
@@ -26,7 +36,31 @@ def safe_norm(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """Frobenius norm over `axes` without under/overflow of the squares; 0, inf and nan pass through honestly."""
     m = np.max(np.abs(a), axis=axes, keepdims=True) if a.size else np.zeros([1] * a.ndim, a.dtype)
     s = np.where((m > 0) & np.isfinite(m), m, 1.0)
-    return np.squeeze(np.sqrt(np.sum(np.square(a / s), axis=axes, keepdims=True)) * s, axis=axes).astype(np.float64)
+    q = a / s
+    # Squared in place: a second array of a chunk's size costs a fresh allocation whose page faults take ~10x the
+    # arithmetic on these machines (the squares are bitwise the same as np.square's)
+    np.multiply(q, q, out=q)
+    return np.squeeze(np.sqrt(np.sum(q, axis=axes, keepdims=True)) * s, axis=axes).astype(np.float64)
+
+
+def _safe_range(dtype: np.dtype) -> tuple[float, float]:
+    """(lo, hi): a plain sum of squares strictly inside lost nothing to under- or overflow. The range is the working
+    dtype's: float32 entries go subnormal near 1e-38 (float64: lo 1e-280, hi 1e280; float32: ~1e-64, ~1e65)."""
+    fi = np.finfo(dtype)
+    return max(1e-280, (float(fi.tiny) * 1e6) ** 2), 1e280 if float(fi.max) > 1e150 else (float(fi.max) / 1e6) ** 2
+
+
+def _step_norms(v: np.ndarray) -> np.ndarray:
+    """safe_norm of each step of a chunk v (n, ...) over all its other axes -> (n,), the cheap way: one pass for the
+    plain sums of squares, and only steps outside the safe range (vanished, exploded, 0, inf, nan) redone scaled."""
+    flat = v.reshape(len(v), -1)
+    ss = np.einsum("ti,ti->t", flat, flat, dtype=np.float64)
+    norms = np.sqrt(ss)
+    lo, hi = _safe_range(v.dtype)
+    redo = ~((ss > lo) & (ss < hi))
+    if redo.any():
+        norms[redo] = safe_norm(flat[redo], (1,))
+    return norms
 
 
 def _term_norms(da: np.ndarray, h_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,9 +74,7 @@ def _term_norms(da: np.ndarray, h_prev: np.ndarray) -> tuple[np.ndarray, np.ndar
     terms = np.matmul(da.transpose(0, 2, 1), h_prev)  # (n, G, H)
     ss = np.einsum("tij,tij->t", terms, terms, dtype=np.float64)
     norms = np.sqrt(ss)
-    fi = np.finfo(terms.dtype)  # the safe range is the working dtype's: float32 entries go subnormal near 1e-38
-    lo = max(1e-280, (float(fi.tiny) * 1e6) ** 2)  # float64: 1e-280; float32: ~1e-64
-    hi = 1e280 if float(fi.max) > 1e150 else (float(fi.max) / 1e6) ** 2
+    lo, hi = _safe_range(terms.dtype)
     redo = ~((ss > lo) & (ss < hi))  # also catches 0, inf and nan, which the scaled form reports honestly
     if redo.any():
         a, h = da[redo], h_prev[redo]
@@ -115,7 +147,7 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
     x, y_mask = x.astype(dtype, copy=False), y_mask.astype(dtype, copy=False)
     y = y.astype(dtype, copy=False) if loss_kind == "mse" else y
     T, B, D = x.shape
-    W_hh, W_y = params["weight_hh_l0"], params["head.weight"]
+    W_hh, W_ih, W_y = params["weight_hh_l0"], params["weight_ih_l0"], params["head.weight"]
     G, H = W_hh.shape
     fw = forward(params, x, cell, nonlinearity)
     z, hs = fw["z"], fw["hs"]
@@ -132,13 +164,16 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
 
     dW_hh = np.zeros_like(W_hh)
     dW_xb = np.zeros((G, D + 1), dtype)  # [dW_ih | db] from one product with z's [x_t, 1] columns
-    grad_h = np.empty(T)
-    grad_c = np.empty(T)
-    contrib = np.empty(T)
+    grad_h, grad_x, contrib = np.empty(T), np.empty(T), np.empty(T)
+    grad_c, grad_cd, grad_cr = np.empty(T), np.empty(T), np.empty(T)
     dh_next = np.zeros((B, H), dtype)
     dc_next = np.zeros((B, H), dtype)
+    d_next = np.zeros((B, H), dtype)  # d_{t+1} f_{t+1}: the direct cell path's share of dc_next
+    r_next = np.zeros((B, H), dtype)  # r_{t+1} f_{t+1}: the share that entered through some h_{s-1}, s > t
     C = min(CHUNK, T)
     da_buf, dh_buf, dc_buf = np.empty((C, B, G), dtype), np.empty((C, B, H), dtype), np.empty((C, B, H), dtype)
+    if record and cell == "lstm":
+        dd_buf, dr_buf = np.empty((C, B, H), dtype), np.empty((C, B, H), dtype)
     for t1 in range(T, 0, -CHUNK):
         t0 = max(0, t1 - CHUNK)
         n = t1 - t0
@@ -152,17 +187,30 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
         else:
             cs, gates = fw["cs"], fw["gates"]
             fac = cells.lstm_factors(gates[t0:t1], cs[t0 + 1:t1 + 1], cs[t0:t1])
+            if record:
+                dds, drs = dd_buf[:n], dr_buf[:n]
+                np.multiply(dh_loss[t0:t1], fac["h_to_c"], out=dds)  # the loss's own entries into c, whole chunk
             for k in range(n - 1, -1, -1):
                 dh = np.add(dh_loss[t0 + k], dh_next, out=dhs[k])
-                _, dc_next = cells.lstm_step_backward(dh, dc_next, {name: v[k] for name, v in fac.items()}, da[k],
-                                                      dcs[k])
+                fac_k = {name: v[k] for name, v in fac.items()}
+                _, dc_next = cells.lstm_step_backward(dh, dc_next, fac_k, da[k], dcs[k])
+                if record:  # the same recurrence as dc, fed separately by the two sources of dh
+                    d, r = dds[k], drs[k]
+                    d += d_next
+                    np.multiply(d, fac_k["f"], out=d_next)
+                    np.multiply(dh_next, fac_k["h_to_c"], out=r)  # dh_next is still step t+1's here
+                    r += r_next
+                    np.multiply(r, fac_k["f"], out=r_next)
                 np.matmul(da[k], W_hh, out=dh_next)
             if record:
-                grad_c[t0:t1] = safe_norm(dcs, (1, 2))
+                grad_c[t0:t1] = _step_norms(dcs)
+                grad_cd[t0:t1] = _step_norms(dds)
+                grad_cr[t0:t1] = _step_norms(drs)
         z_chunk = z[t0:t1].reshape(n * B, H + D + 1)
         dW_xb += da.reshape(n * B, G).T @ z_chunk[:, H:]
         if record:
-            grad_h[t0:t1] = safe_norm(dhs, (1, 2))
+            grad_h[t0:t1] = _step_norms(dhs)
+            grad_x[t0:t1] = _step_norms((da.reshape(n * B, G) @ W_ih).reshape(n, B, D))  # dL/dx_t = dL/da_t W_ih
             summed, contrib[t0:t1] = _term_norms(da, hs[t0:t1])
             dW_hh += summed
         else:
@@ -172,9 +220,9 @@ def _run(params, x, y, y_mask, cell, nonlinearity, loss_kind, record):
                   "bias_hh_l0": db.copy()})
     rec = {"loss": float(loss), "grads": grads, "h": h, "yhat": yhat}
     if record:
-        rec.update(grad_h_norm=grad_h, grad_whh_contrib_norm=contrib)
+        rec.update(grad_h_norm=grad_h, grad_whh_contrib_norm=contrib, grad_x_norm=grad_x)
     if cell == "lstm":
         rec.update(c=fw["cs"][1:], gates=fw["gates"])
         if record:
-            rec["grad_c_norm"] = grad_c
+            rec.update(grad_c_norm=grad_c, grad_c_direct_norm=grad_cd, grad_c_rest_norm=grad_cr)
     return rec

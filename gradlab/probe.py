@@ -13,7 +13,7 @@ from . import bptt
 from .analysis import loss_end, losses_at_many_steps
 from .config import Config
 from .init import init_params
-from .record import PARAM_NAMES, Probe, check_shapes, flag_nonfinite, load
+from .record import C_SPLIT, PARAM_NAMES, PROFILES, Probe, check_shapes, flag_nonfinite, load
 from .tasks import input_output_sizes, make_batch
 
 
@@ -63,7 +63,7 @@ def estimate_bytes(cfg: Config) -> int:
     B, H = cfg.batch, cfg.hidden
     G = 4 * H if cfg.cell == "lstm" else H
     per_step = B * (2 * H + D + 1 + 2 * O) + (B * (G + H) if cfg.cell == "lstm" else 0)  # z, dh, y; gates, c
-    scratch = bptt.CHUNK * (B * (2 * G + 3 * H) + G * H)
+    scratch = bptt.CHUNK * (B * (2 * G + 5 * H + D) + G * H)  # + the LSTM's split of dc and dL/dx, per chunk
     return np.dtype(cfg.dtype).itemsize * (L * per_step + scratch)
 
 
@@ -121,6 +121,8 @@ def verify(path: str | os.PathLike) -> dict[str, float]:
 
     Relative error is max|new - saved| / max|saved| per array (for the per-step norms, elementwise against each
     step's own magnitude, so a 1e-200 gradient is checked as strictly as a 1). Matching nan/inf count as equal.
+    Only what the bundle holds is compared: grad_x_norm and the LSTM's direct/rest split of dL/dc_t are absent
+    from bundles written before gradlab recorded them (and from references that do not compute them).
     """
     b = load(path)
     if not isinstance(b, Probe):
@@ -128,7 +130,7 @@ def verify(path: str | os.PathLike) -> dict[str, float]:
                          "(save one with `python -m gradlab probe --out FILE.npz`)")
     new = _probe(b.params, b.x, b.y, b.y_mask, b.cell, b.nonlinearity, b.loss_kind)
     errors = {"loss": _rel(np.array(new.loss), np.array(b.loss), elementwise=True)}
-    for name in ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm", "h", "c", "gates"):
+    for name in PROFILES + C_SPLIT + ("h", "c", "gates"):
         saved = getattr(b, name)
         if saved is not None:
             errors[name] = _rel(getattr(new, name), saved, elementwise=name.endswith("_norm"))
@@ -137,8 +139,8 @@ def verify(path: str | os.PathLike) -> dict[str, float]:
     return errors
 
 
-def _rel(a: np.ndarray, b: np.ndarray, elementwise: bool = False) -> float:
-    if a.shape != b.shape:
+def _rel(a: np.ndarray | None, b: np.ndarray, elementwise: bool = False) -> float:
+    if a is None or a.shape != b.shape:  # None: the bundle holds what this cell does not record (an RNN's c)
         return float("inf")
     same = (a == b) | (np.isnan(a) & np.isnan(b))
     if same.all():

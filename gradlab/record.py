@@ -5,7 +5,9 @@ A bundle is a plain `.npz` anyone can read with numpy, without pickle:
   x (T, B, D); y ((T, B, O) floats for mse, (T, B) integer classes for xent); y_mask (T, B);
   parameters under PyTorch's state_dict names (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, head.weight,
   head.bias; LSTM gates stacked i, f, g, o) and their gradients as grad.<name>;
-  recorded values: loss, grad_h_norm, grad_whh_contrib_norm, h, and for the LSTM grad_c_norm, c, gates;
+  recorded values: loss, grad_h_norm, grad_whh_contrib_norm, grad_x_norm, h, and for the LSTM grad_c_norm, c, gates,
+  grad_c_direct_norm and grad_c_rest_norm (each (T,): ||dL/dx_t|| over (B, D); the split dL/dc_t = d_t + r_t into
+  the direct cell path d_t and the rest r_t, which came back through h_{t-1} into the gates; see bptt.py);
   nonfinite (JSON, see `flag_nonfinite`).
 Loading refuses other formats, missing or misshapen arrays and pickled objects with a message that says which.
 """
@@ -23,9 +25,14 @@ from .config import Config
 FORMAT = "gradlab-bundle/1"
 RUN_FORMAT = "gradlab-run/1"
 RUN_ARRAYS = ("loss", "accuracy", "grad_norm_pre", "grad_norm_post", "clipped", "record_steps", "probe_loss",
-              "grad_h_norm", "grad_whh_contrib_norm", "grad_c_norm", "gate_means", "gates_last", "eigvals", "singvals")
+              "grad_h_norm", "grad_whh_contrib_norm", "grad_c_norm", "gate_means", "gates_last", "eigvals", "singvals",
+              "grad_x_norm", "grad_c_direct_norm", "grad_c_rest_norm")
 PARAM_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")
-PROFILES = ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm")
+PROFILES = ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm", "grad_x_norm")
+# Saved and verified like the profiles but not flagged: grad_c_rest_norm is 0 by construction at t = T-1 (and
+# everywhere when W_hh = 0), so a zero there says nothing about underflow.
+C_SPLIT = ("grad_c_direct_norm", "grad_c_rest_norm")
+LATER_RUN_ARRAYS = ("grad_x_norm",) + C_SPLIT  # run arrays that older run bundles do not have: optional on load
 
 
 @dataclass
@@ -47,6 +54,10 @@ class Probe:
     grad_c_norm: np.ndarray | None = None
     c: np.ndarray | None = None
     gates: np.ndarray | None = None
+    # Optional so that bundles written before these were recorded still load (T,) each; the split is LSTM only
+    grad_x_norm: np.ndarray | None = None
+    grad_c_direct_norm: np.ndarray | None = None
+    grad_c_rest_norm: np.ndarray | None = None
     config: Config | None = None
     yhat: np.ndarray | None = None  # the read-out at every step (T, B, O); not part of the bundle
     # For tasks with a loss at many steps (copy): the profiles from the last step's loss alone (not in the bundle)
@@ -58,6 +69,11 @@ class Probe:
     @property
     def seq_len(self) -> int:
         return self.x.shape[0]
+
+    @property
+    def latest(self) -> "Probe":
+        """A Probe is its own latest state (a Run's is its trained parameters' probe): builders ask for `.latest`."""
+        return self
 
     @property
     def nbytes(self) -> int:
@@ -79,7 +95,7 @@ class Probe:
         }
         arrays.update(self.params)
         arrays.update({f"grad.{k}": v for k, v in self.grads.items()})
-        for name in PROFILES + ("h", "c", "gates"):
+        for name in PROFILES + C_SPLIT + ("h", "c", "gates"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
         _write(path, arrays)
@@ -119,6 +135,10 @@ class Run:
     grad_c_norm: np.ndarray | None = None  # (R, T), LSTM
     gate_means: np.ndarray | None = None  # (R, T, 4) mean of i, f, g, o over batch and units, LSTM
     gates_last: np.ndarray | None = None  # (T, k, 4H) full gates of k probe sequences at the last record, LSTM
+    # (R, T) each; None in run bundles saved before they were recorded (and the split for the RNN)
+    grad_x_norm: np.ndarray | None = None  # ||dL/dx_t||
+    grad_c_direct_norm: np.ndarray | None = None  # ||d_t||, dL/dc_t's direct cell path, LSTM
+    grad_c_rest_norm: np.ndarray | None = None  # ||dL/dc_t - d_t||, LSTM
     stopped: dict | None = None  # {"reason", "step"} when training stopped before cfg.steps
     elapsed: float = 0.0
 
@@ -146,6 +166,15 @@ class Run:
     def steps_done(self) -> int:
         return len(self.loss)
 
+    @property
+    def latest(self) -> "Probe":
+        """The Probe-shaped record of the trained parameters (the probe batch, recomputed once and kept), so every
+        probe panel draws a Run exactly as it draws a Probe. For a run that finished, it equals the last record."""
+        if getattr(self, "_latest", None) is None or self._latest[0] is not self.params:
+            from .probe import probe  # probe builds on this module: imported late
+            self._latest = (self.params, probe(self.config, params=self.params))
+        return self._latest[1]
+
 
 @dataclass
 class Progress:
@@ -162,7 +191,7 @@ def flag_nonfinite(rec: dict) -> dict[str, dict]:
 
     For the backward profiles "first" is the largest t (BPTT reaches late steps first), for the forward state h the
     smallest t; `count` says how many steps are affected. grad_whh_contrib_norm[0] is 0 by construction (h_{-1} = 0)
-    and is not flagged.
+    and is not flagged; nor is the LSTM's split (C_SPLIT), whose zeros are by construction too.
     """
     flags: dict[str, dict] = {}
     if not np.isfinite(rec["loss"]):
@@ -228,7 +257,8 @@ def load(path: str | os.PathLike) -> "Probe | Run":
     T, B, _ = x.shape
     G, H = params["weight_hh_l0"].shape
     want = {"loss": (), "grad_h_norm": (T,), "grad_whh_contrib_norm": (T,), "h": (T, B, H), "grad_c_norm": (T,),
-            "c": (T, B, H), "gates": (T, B, G)}
+            "c": (T, B, H), "gates": (T, B, G), "grad_x_norm": (T,), "grad_c_direct_norm": (T,),
+            "grad_c_rest_norm": (T,)}
     rec = {k: _numeric(d, k, path, want[k]) for k in want if k in d}
     if cell == "lstm" and not {"grad_c_norm", "c", "gates"} <= set(rec):
         raise ValueError(f"{path}: an LSTM bundle needs grad_c_norm, c and gates")
@@ -244,7 +274,8 @@ def load(path: str | os.PathLike) -> "Probe | Run":
 
 def _load_run(d: dict, path: str) -> Run:
     cfg = Config.from_json(_text(d, "config", path))
-    optional = ("accuracy", "grad_c_norm", "gate_means", "gates_last")  # classification / LSTM only
+    # classification / LSTM only; and what older run bundles lack
+    optional = ("accuracy", "grad_c_norm", "gate_means", "gates_last") + LATER_RUN_ARRAYS
     missing = [k for k in RUN_ARRAYS + PARAM_NAMES if k not in d and k not in optional]
     if missing:
         raise ValueError(f"{path}: run bundle is missing {missing}")
@@ -254,6 +285,10 @@ def _load_run(d: dict, path: str) -> Run:
         want = S if k in ("loss", "accuracy", "grad_norm_pre", "grad_norm_post", "clipped") else R
         if k != "gates_last" and (v.ndim == 0 or v.shape[0] != want):
             raise ValueError(f"{path}: {k} has shape {v.shape}, expected a first axis of {want}")
+    for k in LATER_RUN_ARRAYS:
+        if k in arrays and arrays[k].shape != arrays["grad_h_norm"].shape:
+            raise ValueError(f"{path}: {k} has shape {arrays[k].shape}, expected {arrays['grad_h_norm'].shape} "
+                             "(records, steps) like grad_h_norm")
     stopped = json.loads(_text(d, "stopped", path))
     return Run(config=cfg, loss_kind=_text(d, "loss_kind", path), stopped=stopped,
                param_norms={k: _numeric(d, f"param_norm.{k}", path) for k in PARAM_NAMES if f"param_norm.{k}" in d},

@@ -75,7 +75,8 @@ class _Recorder:
         self.cfg, self.batch = cfg, probe_batch
         self.per_step: dict[str, list] = {k: [] for k in ("loss", "accuracy", "grad_norm_pre", "grad_norm_post", "clipped")}
         self.per_record: dict[str, list] = {k: [] for k in ("record_steps", "probe_loss", "grad_h_norm",
-                                                            "grad_whh_contrib_norm", "grad_c_norm", "gate_means",
+                                                            "grad_whh_contrib_norm", "grad_x_norm", "grad_c_norm",
+                                                            "grad_c_direct_norm", "grad_c_rest_norm", "gate_means",
                                                             "eigvals", "singvals")}
         self.param_norms: dict[str, list] = {k: [] for k in PARAM_NAMES}
         self.gates_last = None
@@ -88,7 +89,7 @@ class _Recorder:
         r = self.per_record
         r["record_steps"].append(step)
         r["probe_loss"].append(rec["loss"])
-        for k in ("grad_h_norm", "grad_whh_contrib_norm"):
+        for k in ("grad_h_norm", "grad_whh_contrib_norm", "grad_x_norm"):
             r[k].append(rec[k])
         r["eigvals"].append(sp["eigvals"])
         r["singvals"].append(sp["singvals"])
@@ -96,7 +97,8 @@ class _Recorder:
             self.param_norms[k].append(float(bptt.safe_norm(params[k].ravel(), (0,))))
         if self.cfg.cell == "lstm":
             T, B, G = rec["gates"].shape
-            r["grad_c_norm"].append(rec["grad_c_norm"])
+            for k in ("grad_c_norm", "grad_c_direct_norm", "grad_c_rest_norm"):
+                r[k].append(rec[k])
             r["gate_means"].append(rec["gates"].reshape(T, B, 4, G // 4).mean(axis=(1, 3)))
             self.gates_last = rec["gates"][:, :N_GATE_SEQUENCES].copy()
 
@@ -112,11 +114,13 @@ class _Recorder:
             grad_norm_pre=np.array(s["grad_norm_pre"], dtype=float), grad_norm_post=np.array(s["grad_norm_post"], dtype=float),
             clipped=np.array(s["clipped"], dtype=bool), record_steps=np.array(r["record_steps"], dtype=np.int64),
             probe_loss=np.array(r["probe_loss"], dtype=float), grad_h_norm=arr(r["grad_h_norm"], (0, T)),
-            grad_whh_contrib_norm=arr(r["grad_whh_contrib_norm"], (0, T)),
+            grad_whh_contrib_norm=arr(r["grad_whh_contrib_norm"], (0, T)), grad_x_norm=arr(r["grad_x_norm"], (0, T)),
             eigvals=np.array(r["eigvals"]), singvals=np.array(r["singvals"]),
             param_norms={k: np.array(v, dtype=float) for k, v in self.param_norms.items()},
             params={k: v.copy() for k, v in params.items()},
             grad_c_norm=arr(r["grad_c_norm"], (0, T)) if lstm else None,
+            grad_c_direct_norm=arr(r["grad_c_direct_norm"], (0, T)) if lstm else None,
+            grad_c_rest_norm=arr(r["grad_c_rest_norm"], (0, T)) if lstm else None,
             gate_means=arr(r["gate_means"], (0, T, 4)) if lstm else None,
             gates_last=self.gates_last, stopped=self.stopped, elapsed=elapsed)
 

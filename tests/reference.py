@@ -2,12 +2,18 @@
 
 It shares no code with gradlab's engine (textbook sigmoid, no chunking, no fused biases), and lets a test inject a
 perturbation into any h_t / c_t or give each step its own copy of W_hh, so central differences can check not only
-the parameter gradients but the *total* dL/dh_t, dL/dc_t and each step's term of dL/dW_hh.
+the parameter gradients but the *total* dL/dh_t, dL/dc_t and each step's term of dL/dW_hh. (dL/dx_t needs no hook:
+central differences perturb x itself.)
+
+For the LSTM's split of dL/dc_t, `dc_read` perturbs c_t only where the read-out at step t sees it (h_t's copy that
+goes into the head, not the one the next step uses), which isolates the loss's own entries into c_t; and `gates_out`
+collects the forward's (i, f, g, o) per step, so `direct_cell_path` can carry those entries back through prod f.
 """
 import numpy as np
 
 
-def loss(params, x, y, mask, cell, nonlinearity="tanh", loss_kind="mse", dh=None, dc=None, W_steps=None):
+def loss(params, x, y, mask, cell, nonlinearity="tanh", loss_kind="mse", dh=None, dc=None, W_steps=None,
+         dc_read=None, gates_out=None):
     T, B, _ = x.shape
     H = params["weight_hh_l0"].shape[1]
     h, c = np.zeros((B, H)), np.zeros((B, H))
@@ -24,15 +30,35 @@ def loss(params, x, y, mask, cell, nonlinearity="tanh", loss_kind="mse", dh=None
             if dc is not None:
                 c = c + dc[t]
             h = o * np.tanh(c)
+            if gates_out is not None:
+                gates_out.append((i, f, g, o))
         if dh is not None:
             h = h + dh[t]
-        out = h @ params["head.weight"].T + params["head.bias"]
+        h_read = h if dc_read is None else h + o * (np.tanh(c + dc_read[t]) - np.tanh(c))
+        out = h_read @ params["head.weight"].T + params["head.bias"]
         if loss_kind == "mse":
             total += np.sum(mask[t] * np.mean((out - y[t]) ** 2, axis=-1))
         else:
             logz = np.log(np.sum(np.exp(out - out.max(-1, keepdims=True)), -1)) + out.max(-1)
             total += np.sum(mask[t] * (logz - out[np.arange(B), y[t]]))
     return total / mask.sum()
+
+
+def direct_cell_path(params, x, y, mask, loss_kind="mse"):
+    """The LSTM's direct cell path d (T, B, H): the loss's own entries into c_s (central differences through the
+    read-out alone), carried back to c_t by f_{t+1} ... f_s of this module's forward: d_t = own_t + d_{t+1} f_{t+1}."""
+    T, B, _ = x.shape
+    H = params["weight_hh_l0"].shape[1]
+    gates = []
+    loss(params, x, y, mask, "lstm", loss_kind=loss_kind, gates_out=gates)
+    dc_read = np.zeros((T, B, H))
+    own = numeric_grad(lambda: loss(params, x, y, mask, "lstm", loss_kind=loss_kind, dc_read=dc_read), dc_read)
+    d = np.zeros((T, B, H))
+    later = np.zeros((B, H))  # d_{t+1} f_{t+1}; nothing comes from beyond the last step
+    for t in range(T - 1, -1, -1):
+        d[t] = own[t] + later
+        later = d[t] * gates[t][1]
+    return d
 
 
 def numeric_grad(f, a, eps=1e-6):

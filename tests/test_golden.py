@@ -12,7 +12,8 @@ assert GOLDEN, "the golden fixtures are missing"
 def test_matches_pytorch_autograd(path):
     errors = gradlab.verify(path)
     b = gradlab.load(path)
-    expected = {"loss", "grad_h_norm", "grad_whh_contrib_norm", "h"} | {f"grad.{k}" for k in b.params}
+    # grad_x_norm (||dL/dx_t||) is in every reference: a fixture without it is a stale copy of shared/golden
+    expected = {"loss", "grad_h_norm", "grad_whh_contrib_norm", "grad_x_norm", "h"} | {f"grad.{k}" for k in b.params}
     if b.cell == "lstm":
         expected |= {"grad_c_norm", "c", "gates"}
     assert expected <= set(errors)  # every recorded quantity was compared, not just some
@@ -25,10 +26,13 @@ def test_verify_catches_a_wrong_bundle(tmp_path):
     b = gradlab.load(GOLDEN[0])
     b.grad_h_norm = b.grad_h_norm.copy()
     b.grad_h_norm[3] *= 1 + 1e-6
+    b.grad_x_norm = b.grad_x_norm.copy()
+    b.grad_x_norm[0] *= 1 - 3e-7
     b.grads["weight_hh_l0"] = b.grads["weight_hh_l0"] + 1e-5
     b.save(tmp_path / "tampered.npz")
     errors = gradlab.verify(tmp_path / "tampered.npz")
     assert errors["grad_h_norm"] == pytest.approx(1e-6, rel=1e-3)
+    assert errors["grad_x_norm"] == pytest.approx(3e-7, rel=1e-3)
     assert errors["grad.weight_hh_l0"] > 1e-7
     assert errors["loss"] <= 1e-12
 

@@ -1,5 +1,6 @@
 """Central differences in float64 against every gradient gradlab computes: the step functions, the parameter
-gradients of full BPTT, and the per-step records (total dL/dh_t, dL/dc_t, step t's term of dL/dW_hh)."""
+gradients of full BPTT, and the per-step records (total dL/dh_t, dL/dc_t, step t's term of dL/dW_hh, dL/dx_t, and
+the LSTM's split of dL/dc_t into its direct cell path and the rest)."""
 import numpy as np
 import pytest
 import reference as ref
@@ -9,6 +10,7 @@ from gradlab import bptt, cells
 TOL = 1e-7
 CASES = [("rnn", "tanh", "mse"), ("rnn", "relu", "mse"), ("rnn", "linear", "mse"), ("rnn", "tanh", "xent"),
          ("lstm", "tanh", "mse"), ("lstm", "tanh", "xent")]
+ALL_CASES = [("rnn", nl, lk) for nl in ("tanh", "relu", "linear") for lk in ("mse", "xent")] + CASES[-2:]
 
 
 def problem(cell, loss_kind, T=6, B=3, D=2, H=4, O=3, seed=0):
@@ -104,6 +106,82 @@ def test_per_step_weight_gradient_terms(cell, nonlinearity, loss_kind):
     assert ref.rel_error(rec["grads"]["weight_hh_l0"], num.sum(axis=0)) < TOL
 
 
+def per_step_rel_error(a, b):
+    """max over t of |a_t - b_t| / (|a_t| + |b_t|): each step against its own magnitude, not the largest step's."""
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-300)))
+
+
+def norms(v):
+    """(T, B, ...) -> (T,) Frobenius norm of each step, computed plainly (the test's values are far from under- and
+    overflow, so no scaling is needed here)."""
+    return np.sqrt(np.sum(v.reshape(len(v), -1) ** 2, axis=1))
+
+
+@pytest.mark.parametrize("cell,nonlinearity,loss_kind", ALL_CASES)
+def test_input_gradients(cell, nonlinearity, loss_kind):
+    """grad_x_norm is the total dL/dx_t: central differences perturb x_t itself in the independent forward."""
+    params, x, y, mask = problem(cell, loss_kind)
+    rec = bptt.run(params, x, y, mask, cell, nonlinearity, loss_kind)
+    num = ref.numeric_grad(lambda: ref.loss(params, x, y, mask, cell, nonlinearity, loss_kind), x)
+    assert rec["grad_x_norm"].shape == (x.shape[0],)
+    assert np.all(rec["grad_x_norm"] > 0)
+    assert per_step_rel_error(rec["grad_x_norm"], norms(num)) < TOL
+    assert bptt.run(params, x, y, mask, cell, nonlinearity, loss_kind, record=False).get("grad_x_norm") is None
+
+
+@pytest.mark.parametrize("loss_kind", ["mse", "xent"])
+def test_lstm_cell_gradient_split(loss_kind):
+    """dL/dc_t = d_t + r_t: d_t against the reference's own direct path (the loss's entries into c carried back
+    through prod f of the reference forward), r_t against central differences of the total minus that path."""
+    params, x, y, mask = problem("lstm", loss_kind)
+    rec = bptt.run(params, x, y, mask, "lstm", "tanh", loss_kind)
+    T, B, _ = x.shape
+    H = params["weight_hh_l0"].shape[1]
+    d = ref.direct_cell_path(params, x, y, mask, loss_kind)
+    dc = np.zeros((T, B, H))
+    total = ref.numeric_grad(lambda: ref.loss(params, x, y, mask, "lstm", "tanh", loss_kind, dc=dc), dc)
+    direct, rest = rec["grad_c_direct_norm"], rec["grad_c_rest_norm"]
+    assert per_step_rel_error(direct, norms(d)) < TOL
+    assert per_step_rel_error(rest[:-1], norms(total - d)[:-1]) < TOL
+    assert per_step_rel_error(rec["grad_c_norm"], norms(total)) < TOL
+    # the two parts really are parts: neither is the whole, and together they are (triangle inequality)
+    assert np.all(rest[:-1] > 1e-3 * direct[:-1]) and np.all(direct > 1e-3 * rest)
+    assert np.all(np.abs(direct - rest) <= rec["grad_c_norm"] * (1 + 1e-12))
+    assert np.all(rec["grad_c_norm"] <= (direct + rest) * (1 + 1e-12))
+    # nothing comes back through h_T: at the last step the whole gradient is the direct one, exactly
+    assert rest[-1] == 0.0 and direct[-1] == rec["grad_c_norm"][-1]
+
+
+@pytest.mark.parametrize("loss_kind", ["mse", "xent"])
+def test_lstm_without_recurrent_weights_has_only_the_direct_path(loss_kind):
+    """Known answer: with W_hh = 0 nothing returns through h_{t-1} into the gates, so the rest is exactly 0 at every
+    step and the direct path is the whole of dL/dc_t (bitwise: the same products in the same order)."""
+    params, x, y, mask = problem("lstm", loss_kind)
+    params["weight_hh_l0"][:] = 0.0
+    rec = bptt.run(params, x, y, mask, "lstm", "tanh", loss_kind)
+    assert np.all(rec["grad_c_rest_norm"] == 0.0)
+    assert np.array_equal(rec["grad_c_direct_norm"], rec["grad_c_norm"])
+    assert np.all(rec["grad_c_norm"] > 0)
+    d = ref.direct_cell_path(params, x, y, mask, loss_kind)
+    assert per_step_rel_error(rec["grad_c_direct_norm"], norms(d)) < TOL
+
+
+def test_lstm_rest_is_measured_not_a_difference():
+    """The path back through h_{t-1} is first order in W_hh: scaled by s -> 0, r_t / s tends to a limit. Both
+    parts are carried separately, so r_t stays exact when it is 1e-12 or 1e-200 of d_t; taken as dL/dc_t - d_t it
+    would drown in d_t's rounding (1e-16 of d_t) and the ratios below would be off by 1e-4 or worse."""
+    params, x, y, mask = problem("lstm", "mse")
+    W = params["weight_hh_l0"].copy()
+    limit = {}
+    for s in (1e-12, 1e-200):
+        params["weight_hh_l0"] = W * s
+        rec = bptt.run(params, x, y, mask, "lstm", "tanh", "mse")
+        assert np.all(rec["grad_c_rest_norm"][:-1] < 1e-10 * rec["grad_c_direct_norm"][:-1])
+        limit[s] = rec["grad_c_rest_norm"][:-1] / s
+    assert np.all(limit[1e-12] > 0)
+    np.testing.assert_allclose(limit[1e-200], limit[1e-12], rtol=1e-9)
+
+
 def test_chunk_boundaries_do_not_matter(monkeypatch):
     """The backward pass works in blocks of CHUNK steps; a sequence spanning several blocks must give the same
     records as one processed in a single block."""
@@ -111,7 +189,8 @@ def test_chunk_boundaries_do_not_matter(monkeypatch):
     whole = bptt.run(params, x, y, mask, "lstm", "tanh", "mse")
     monkeypatch.setattr(bptt, "CHUNK", 7)
     parts = bptt.run(params, x, y, mask, "lstm", "tanh", "mse")
-    for k in ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm"):
+    for k in ("grad_h_norm", "grad_c_norm", "grad_whh_contrib_norm", "grad_x_norm", "grad_c_direct_norm",
+              "grad_c_rest_norm"):
         assert ref.rel_error(parts[k], whole[k]) < 1e-13
     for k in params:
         assert ref.rel_error(parts["grads"][k], whole["grads"][k]) < 1e-13
@@ -123,6 +202,22 @@ def test_norms_survive_far_below_float64_squares():
     n = bptt.safe_norm(g, (1, 2))
     assert n[0] == pytest.approx(5e-200, rel=1e-15) and n[1] == pytest.approx(5e200, rel=1e-15)
     assert n[2] == 0.0 and np.isinf(n[3]) and np.isnan(n[4])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_per_step_norms_take_the_scaled_path_wherever_the_plain_one_would_lose(dtype):
+    """The profiles' norms are plain sums of squares where that is safe and scaled elsewhere: every kind of step
+    (ordinary, vanished, exploded, 0, inf, nan) must come out as safe_norm computes it in float64."""
+    big, tiny = (1e200, 1e-200) if dtype == np.float64 else (1e30, 1e-30)
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(7, 3, 5)) * np.array([1.0, tiny, big, 0.0, 1.0, 1.0, 1e-3])[:, None, None]
+    v[4, 1, 2], v[5, 0, 0] = np.inf, np.nan
+    v = v.astype(dtype)
+    got = bptt._step_norms(v)
+    want = bptt.safe_norm(v.astype(np.float64), (1, 2))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-14 if dtype == np.float64 else 1e-6)
+    assert got[1] > 0 and got[3] == 0.0 and np.isinf(got[4]) and np.isnan(got[5])
 
 
 def test_float32_term_norms_are_scaled_where_float32_squares_underflow():
