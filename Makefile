@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test bench browser clean
+.PHONY: run test test-fast bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ browser:
 	else echo "no chromium and no root: browser tests will be skipped (apt-get install chromium)"; fi
 
 test: $(VENV)/.test browser
-	$(BIN)/python -m pytest -q
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+
+# The edit loop: everything but the tests marked slow (training over seeds, the browser).
+test-fast: $(VENV)/.test
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/bench_engine.py

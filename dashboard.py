@@ -18,10 +18,10 @@ from pathlib import Path
 import streamlit as st
 
 import gradlab
-from gradlab import analysis, export, plots, sweep
+from gradlab import analysis, export, panels, plots, sweep
 from gradlab.config import CLIP_MODES, INITS, NONLINEARITIES, OPTIMIZERS, TASKS, Config
+from gradlab import scenes
 from gradlab.scenes import BY_NAME, SCENES
-from gradlab.tasks import baselines
 
 DEFAULT = BY_NAME["vanishing"].config
 HAVE_BROWSER = export.chromium() is not None  # static PNG/SVG/PDF export needs one; HTML and CSV never do
@@ -48,10 +48,11 @@ CONTROLS = [
     Control("forget_bias", "LSTM forget-gate bias b_f", "float", (-2.0, 6.0, 0.5)),
     Control("nonlinearity", "RNN nonlinearity", "select", NONLINEARITIES),
     Control("hidden", "Hidden units H", "options", (4, 6, 8, 16, 32, 64, 128), advanced=True),
+    Control("batch", "Batch size B", "options", (8, 16, 32, 64, 128, 256), advanced=True),
     Control("seed", "Seed", "int", (0, 9999, 1), advanced=True),
     Control("steps", "Training steps", "int", (50, 5000, 50), advanced=True),
     Control("optimizer", "Optimiser", "select", OPTIMIZERS, advanced=True),
-    Control("lr", "Learning rate", "options", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1), advanced=True),
+    Control("lr", "Learning rate", "options", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 1e-1), advanced=True),
     Control("clip_mode", "Gradient clipping", "select", CLIP_MODES, advanced=True),
     Control("clip", "Clipping threshold", "options", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0), advanced=True),
 ]
@@ -94,7 +95,7 @@ def probe_pair(cfg: Config) -> dict:
 @st.cache_resource(max_entries=16, show_spinner=False)
 def figure(name: str, cfg: Config, lecture: bool):
     """Figures at initialisation depend only on (panel, Config, style): cache them too."""
-    return plots.BUILDERS[name](probe_pair(cfg), plots.Style(lecture))
+    return panels.figure(name, probe_pair(cfg), plots.Style(lecture))
 
 
 # ---- the URL ---------------------------------------------------------------------------------------------------
@@ -228,9 +229,9 @@ def chart(fig, name: str, cfg: Config) -> None:
 
 
 def panel(name: str, fig, cfg: Config, note: str = "", data=None) -> None:
-    title, caption = plots.PANELS[name]
-    st.subheader(title)
-    st.caption(caption + (" " + note if note else ""))
+    p = panels.BY_NAME[name]
+    st.subheader(p.title)
+    st.caption(p.caption + (" " + note if note else ""))
     chart(fig, name, cfg)
     downloads(name, fig, cfg, data)
 
@@ -261,7 +262,7 @@ def share_url(cfg: Config, mode: str, lecture: bool) -> str:
 def diagnosis_line(records: dict) -> str:
     parts = []
     for cell, rec in records.items():
-        parts.append(f"**{plots.NAMES[cell]}**: {plots.summary(rec)['diagnosis'][1]}.")
+        parts.append(f"**{plots.NAMES[cell]}**: {analysis.summary(rec.latest)['diagnosis'][1]}.")
     return " ".join(parts)
 
 
@@ -278,6 +279,7 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
     if go:
         bar = st.progress(0.0, text="starting...")
         live = st.empty()
+        draws = [0]
         t0 = time.perf_counter()
 
         def on_record(p: gradlab.Progress):
@@ -288,7 +290,10 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
             eta = (time.perf_counter() - t0) / max(done, 1) * (total - done)
             bar.progress(min(done / total, 1.0), text=f"step {done // 2} of {cfg.steps} · about {eta:.0f} s left")
             if p.recorded and len(runs) == 2:
-                live.plotly_chart(plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), theme=None, width="stretch")
+                # a fresh key per draw: two draws in one run must never share an element id
+                draws[0] += 1
+                live.plotly_chart(panels.figure("learning", runs, style), theme=None, width="stretch",
+                                  key=f"live_learning_{draws[0]}")
 
         st.session_state["_training"] = cfg
         store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
@@ -296,6 +301,27 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
         bar.empty()
         live.empty()
     return store.get(cfg)
+
+
+def scene_ui(scene, cfg: Config, probes: dict, runs: dict | None) -> None:
+    """The scene's narrative filled with this view's measurements, and each of its claims checked on this view."""
+    if scene.train and not runs:
+        st.info(f"**{scene.title}.** Switch the mode to **train** and press **Train both cells**: the story of this "
+                "scene is told by the training, and its numbers appear when it is done.")
+        return
+    f = scenes.facts(probes if not runs else runs, runs)
+    changed = [c.label for c in CONTROLS if getattr(cfg, c.key) != getattr(scene.config, c.key)]
+    lines = [f"**{scene.title}.** {scenes.say(scene, f)}"]
+    if changed:
+        lines.append(f"*You changed {', '.join(changed)} since the scene began: every number and check here is "
+                     "re-measured on this view.*")
+    for claim, ok in scenes.check(scene, f):
+        lines.append(f"- {':material/check_circle:' if ok else ':material/cancel:'} {scenes.say(scene, f, claim.text)}"
+                     + ("" if ok else " (not on this view)"))
+    text = "\n".join(lines)
+    if scene.try_next:
+        text += f"\n\n*Try next:* {scene.try_next}"
+    st.info(text)
 
 
 def main() -> None:
@@ -309,8 +335,7 @@ def main() -> None:
         st.warning(n)
     scene = BY_NAME.get(st.session_state.get("scene", ""))
     st.title("Why recurrent networks forget")
-    if scene:
-        st.info(f"**{scene.title}.** {scene.narrative}")
+    scene_box = st.empty()  # filled once the view is measured: the narrative's numbers are this view's
     if cfg is None:
         return
     url = share_url(cfg, mode, lecture)
@@ -331,26 +356,27 @@ def main() -> None:
     runs = train_ui(cfg, style) if mode == MODES[1] else None
     if runs and len(runs) < 2:
         runs = None
+    if scene:
+        with scene_box.container():
+            scene_ui(scene, cfg, probes, runs)
     records = runs or probes
-    data = lambda name: (lambda: export.tables(probes, runs)[name])  # noqa: E731 (built on click only)
+    data = lambda name: (lambda: panels.table(name, records))  # noqa: E731 (built on click only)
 
     def fig(name):  # at initialisation the figure is cached per Config; after training it is drawn from the runs
-        return figure(name, cfg, lecture) if records is probes else plots.BUILDERS[name](records, style)
+        return figure(name, cfg, lecture) if records is probes else panels.figure(name, records, style)
 
-    panel("grad_vs_time", fig("grad_vs_time"), cfg, data=data("grad_vs_time"),
-          note="After training: the profile at the last record." if records is not probes else "")
-    if runs:
-        panel("grad_over_training", plots.grad_over_training(runs, style), cfg, data=data("grad_over_training"))
-        panel("learning", plots.learning(runs, style, baselines(cfg.task, cfg.seq_len)), cfg,
-              note=diagnosis_line(runs), data=data("learning"))
-        for cell, r in runs.items():
-            if r.stopped:
-                st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
-    else:
-        st.subheader(plots.PANELS["grad_over_training"][0] + " and " + plots.PANELS["learning"][0].lower())
-        st.caption("Switch the mode to **train** and press *Train both cells* to see these.")
-    for name in ("gates", "spectrum", "unrolled"):
-        panel(name, fig(name), cfg, data=data(name))
+    notes = {"grad_vs_time": "After training: the profile of the trained weights." if runs else "",
+             "learning": diagnosis_line(runs) if runs else ""}
+    for p in panels.shown(records, bool(runs)):
+        panel(p.name, fig(p.name), cfg, note=notes.get(p.name, ""), data=data(p.name))
+        if p.name == "learning":
+            for cell, r in runs.items():
+                if r.stopped:
+                    st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
+    if not runs:
+        st.subheader("Training panels")
+        st.caption("Switch the mode to **train** and press *Train both cells* to see "
+                   + ", ".join(p.title.lower() for p in panels.PANELS if p.training) + ".")
     sweep_ui(style)
     export_all_ui(probes, runs, cfg, style, url)
 

@@ -48,20 +48,27 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def summary(p) -> str:
+    """What a probe measured and what predicts it, as plain lines (every number from analysis.summary)."""
+    from .analysis import summary as measure
     g = p.grad_h_norm
     cfg = p.config
+    sm = measure(p)
     what = f"{p.cell.upper()}" + (f" ({p.nonlinearity})" if p.cell == "rnn" else "")
     if cfg:
         what += f" on {cfg.task}, T={cfg.seq_len}, H={cfg.hidden}, B={cfg.batch}, init={cfg.init} x{cfg.init_scale:g}"
-    with np.errstate(all="ignore"):
-        ratio = g[0] / g[-1]
+        what += f", b_f={cfg.forget_bias:g}" if p.cell == "lstm" and cfg.init != "chrono" else ""
+    end = sm["end"]
     lines = [what, f"  loss                      {p.loss:.6g}",
-             f"  ||dL/dh_t|| at t=1        {g[0]:.3e}", f"  ||dL/dh_t|| at t=T        {g[-1]:.3e}",
-             f"  ratio first/last          {ratio:.3e}"]
+             f"  ||dL/dh_t|| at t=1        {g[0]:.3e}", f"  ||dL/dh_t|| at t={end + 1:<9d}{g[end]:.3e}",
+             f"  ratio first/loss step     {sm['ratio']:.3e}",
+             f"  measured rate per step    {sm['mean_rate']:.4f}",
+             f"  top Lyapunov factor       {sm['lyapunov'][0]:.4f}  (the prediction)"]
     if p.grad_c_norm is not None:
         lines.append(f"  ||dL/dc_t|| at t=1        {p.grad_c_norm[0]:.3e}")
+    lines.append(f"  diagnosis                 {sm['diagnosis'][1]}")
     for name, fl in p.nonfinite.items():
-        lines.append(f"  flagged: {name} at step {fl['step']} ({fl['count']} step(s))")
+        where = f"at step {fl['step'] + 1}" if fl.get("step") is not None else "(not a step)"
+        lines.append(f"  flagged: {name} {where} ({fl['count']} step(s))")
     return "\n".join(lines)
 
 

@@ -22,9 +22,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from . import __version__, analysis, plots
+from . import __version__, panels, plots
 from .config import Config
-from .tasks import baselines
 
 FORMATS = ("png", "svg", "pdf", "html", "csv")
 IMAGE_FORMATS = ("png", "svg", "pdf")
@@ -68,15 +67,9 @@ def with_stamp(fig: go.Figure, cfg: Config) -> go.Figure:
 
 def figures(probes: dict, runs: dict | None, cfg: Config, style: plots.Style = plots.Style(),
             stamp: bool = True) -> dict[str, go.Figure]:
-    """Every panel that the records allow: the four probe panels, and the training ones when runs are given."""
+    """Every registered panel that the records allow (the training ones when runs are given)."""
     recs = runs if runs else probes
-    out = {"grad_vs_time": plots.grad_vs_time(recs, style)}
-    if runs:
-        out["grad_over_training"] = plots.grad_over_training(runs, style)
-        out["learning"] = plots.learning(runs, style, baselines(cfg.task, cfg.seq_len))
-    out["gates"] = plots.gates(recs, style)
-    out["spectrum"] = plots.spectrum(recs, style)
-    out["unrolled"] = plots.unrolled(recs, style)
+    out = {p.name: panels.figure(p.name, recs, style) for p in panels.shown(recs, bool(runs))}
     return {k: with_stamp(f, cfg) if stamp else f for k, f in out.items()}
 
 
@@ -124,66 +117,10 @@ def render(fig: go.Figure, fmt: str) -> bytes:
 # ---- data -------------------------------------------------------------------------------------------------------
 
 def tables(probes: dict, runs: dict | None = None) -> dict[str, pd.DataFrame]:
-    """Each panel's data in long format: one row per cell / record / t (and unit or block where there is one)."""
+    """Each registered panel's data in long format (panels with nothing to tabulate are left out)."""
     recs = runs if runs else probes
-    out = {"grad_vs_time": _profile_table(recs), "spectrum": _spectrum_table(recs)}
-    out["unrolled"] = out["grad_vs_time"][out["grad_vs_time"].quantity.isin(["grad_h_norm", "grad_c_norm"])]
-    gates_table = _gates_table(recs.get("lstm"))
-    if gates_table is not None:
-        out["gates"] = gates_table
-    if runs:
-        out["grad_over_training"] = pd.concat([
-            pd.DataFrame({"cell": c, "record_step": np.repeat(r.record_steps, r.grad_h_norm.shape[1]),
-                          "t": np.tile(np.arange(1, r.grad_h_norm.shape[1] + 1), len(r.record_steps)),
-                          "grad_h_norm": r.grad_h_norm.ravel()}) for c, r in runs.items()], ignore_index=True)
-        out["learning"] = pd.concat([
-            pd.DataFrame({"cell": c, "step": np.arange(1, r.steps_done + 1), "loss": r.loss,
-                          "accuracy": r.accuracy if r.accuracy is not None else np.nan,
-                          "grad_norm_pre_clip": r.grad_norm_pre, "grad_norm_post_clip": r.grad_norm_post,
-                          "clipped": r.clipped}) for c, r in runs.items()], ignore_index=True)
-    return out
-
-
-def _profile_table(recs: dict) -> pd.DataFrame:
-    rows = []
-    for c, r in recs.items():
-        prof = plots._last_profile(r)
-        if getattr(r, "grad_whh_contrib_norm", None) is not None:
-            w = r.grad_whh_contrib_norm
-            prof["grad_whh_contrib_norm"] = w[-1] if w.ndim == 2 else w
-        if getattr(r, "grad_h_norm_last", None) is not None:
-            prof["grad_h_norm_last"] = r.grad_h_norm_last  # copy: from the last step's loss alone
-        prof.update(plots.summary(r)["curves"])  # the theory curves exactly as grad_vs_time draws them
-        for q, v in prof.items():
-            if v is not None:
-                rows.append(pd.DataFrame({"cell": c, "quantity": q, "t": np.arange(1, len(v) + 1), "value": v}))
-    return pd.concat(rows, ignore_index=True)
-
-
-def _spectrum_table(recs: dict) -> pd.DataFrame:
-    rows = []
-    for c, r in recs.items():
-        sp = analysis.spectrum(r.params["weight_hh_l0"])
-        names = ["W_hh"] if c == "rnn" else ["W_hi", "W_hf", "W_hg", "W_ho"]
-        for b, name in enumerate(names):
-            e, s = sp["eigvals"][b], sp["singvals"][b]
-            rows.append(pd.DataFrame({"cell": c, "block": name, "kind": "eigenvalue", "index": np.arange(len(e)),
-                                      "real": e.real, "imag": e.imag}))
-            rows.append(pd.DataFrame({"cell": c, "block": name, "kind": "singular_value", "index": np.arange(len(s)),
-                                      "real": s, "imag": 0.0}))
-    return pd.concat(rows, ignore_index=True)
-
-
-def _gates_table(rec) -> pd.DataFrame | None:
-    G = plots._gates(rec) if rec is not None else None
-    if G is None:
-        return None
-    T, _, G4 = G.shape
-    H = G4 // 4
-    seq = G[:, 0].reshape(T, 4, H)  # the first probe sequence, as the heatmaps show it
-    gate, t, unit = np.meshgrid(np.arange(4), np.arange(1, T + 1), np.arange(H), indexing="ij")
-    return pd.DataFrame({"sequence": 0, "gate": np.array(list("ifgo"))[gate.ravel()], "t": t.ravel(),
-                         "unit": unit.ravel(), "value": seq.transpose(1, 0, 2).ravel()})
+    out = {p.name: p.table(recs) for p in panels.shown(recs, bool(runs))}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:

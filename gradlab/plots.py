@@ -1,8 +1,10 @@
 """Pure figure builders: records in, plotly figures out. No streamlit here, no maths beyond layout.
 
 Every builder takes `{"rnn": record, "lstm": record}` (a Probe or a Run per cell; either may be missing) and a
-Style, and draws the two cells side by side on matching axes, the RNN always in vermillion and the LSTM always in
-blue (Okabe-Ito, colour-blind safe). The dashboard, the exports and the CLI all call these same functions.
+Style, and draws the cells side by side on matching axes, the RNN always in vermillion and the LSTM always in
+blue (Okabe-Ito, colour-blind safe). Probe panels draw `record.latest` (a Probe is its own; a Run's is its trained
+parameters' probe), training panels draw the Run itself. Titles and captions live in the panel registry
+(gradlab.panels), which sets them; every number in a legend comes from gradlab.analysis.summary.
 """
 from __future__ import annotations
 
@@ -13,38 +15,19 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import analysis
+from .tasks import baselines, information
 
 COLORS = {"rnn": "#D55E00", "lstm": "#0072B2"}
 NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM"}
+CELLS = tuple(COLORS)
 INK, GREY = "#000000", "#6b6b6b"
-THEORY = {"rho": ("#009E73", "dash"), "sigma_max": ("#CC79A7", "dot"), "pascanu": ("#E69F00", "dashdot"),
-          "forget": ("#009E73", "dash")}
+# One look per meaning: the exact prediction is solid black; approximations are coloured and dashed differently.
+THEORY = {"lyapunov": (INK, "dash"), "rho": ("#009E73", "dot"), "sigma_max": ("#CC79A7", "dashdot"),
+          "cell_path": ("#E69F00", "longdash")}
 GATE_NAMES = ("input i", "forget f", "cell g", "output o")
+GATE_COLORS = ("#56B4E9", "#009E73", "#CC79A7", "#E69F00")
 MAX_HEATMAP_COLUMNS = 300
-
-# What each panel is, and what the audience should look at (the dashboard's captions and the export stamps).
-PANELS = {
-    "grad_vs_time": ("Gradient reaching each time step",
-                     "Read it right to left: the loss enters at the last step, and the curve shows how much of its "
-                     "gradient is left at each earlier step. A straight downward slope on this log axis is "
-                     "exponential vanishing; the dashed lines are what the recurrent matrix's spectrum predicts."),
-    "grad_over_training": ("Gradient profile over training",
-                           "Each row is the profile above, taken every few training steps. Dark columns on the left "
-                           "mean early steps still receive (almost) no gradient: the network cannot learn from them."),
-    "gates": ("LSTM gates",
-              "The forget gate f decides how much of the cell state (and its gradient) survives each step. Near 1 "
-              "(bright) the cell path carries gradient back unchanged; the product of f over time is the curve "
-              "on the right."),
-    "spectrum": ("Spectrum of the recurrent matrix",
-                 "Eigenvalues outside the unit circle can make gradients grow, inside it they shrink. The largest "
-                 "singular value sigma_max above 1/gamma is necessary for explosion (Pascanu et al. 2013)."),
-    "learning": ("Learning curves",
-                 "The dotted lines are what a network scores with no memory at all. A cell that never goes below "
-                 "them has not learned the long-range dependency."),
-    "unrolled": ("The network unrolled in time",
-                 "Each circle is a hidden state h_t (and, for the LSTM, a cell state c_t), coloured by the gradient "
-                 "that reaches it. This is the whiteboard picture of backpropagation through time."),
-}
+FONT = "Open Sans, Liberation Sans, Arial, sans-serif"
 
 
 @dataclass(frozen=True)
@@ -65,37 +48,57 @@ class Style:
 
 
 def _cells(records: dict) -> list[str]:
-    return [c for c in ("rnn", "lstm") if records.get(c) is not None]
+    return [c for c in CELLS if records.get(c) is not None]
 
 
-def _frame(records: dict, style: Style, title: str, **kw) -> tuple[go.Figure, list[str]]:
-    cells = _cells(records)
-    fig = make_subplots(rows=1, cols=max(len(cells), 1), subplot_titles=[_cell_title(records[c]) for c in cells],
-                        horizontal_spacing=0.08, **kw)
+def _layout(fig: go.Figure, style: Style, height_scale: float = 1.0, legend_y: float = -0.22) -> go.Figure:
     w, h = style.size
-    fig.update_layout(template="plotly_white", title=dict(text=title, x=0.01), width=w, height=h,
-                      font=dict(size=style.font, family="Open Sans, Liberation Sans, Arial, sans-serif"),
-                      legend=dict(orientation="h", yanchor="top", y=-0.14, x=0), margin=dict(l=70, r=30, t=90, b=90))
+    fig.update_layout(template="plotly_white", width=w, height=h if style.lecture else int(h * height_scale),
+                      font=dict(size=style.font, family=FONT), title=dict(x=0.01),
+                      legend=dict(orientation="h", yanchor="top", y=legend_y, x=0),
+                      margin=dict(l=70, r=30, t=90, b=90))
     fig.update_annotations(font_size=style.font)
-    return fig, cells
+    return fig
+
+
+def _frame(records: dict, style: Style, titles=None, **kw) -> tuple[go.Figure, list[str]]:
+    cells = _cells(records)
+    titles = titles or [_cell_title(records[c]) for c in cells]
+    fig = make_subplots(rows=1, cols=max(len(cells), 1), subplot_titles=titles, horizontal_spacing=0.08, **kw)
+    return _layout(fig, style), cells
 
 
 def _cell_title(rec) -> str:
+    """The cell and the settings that decide its gradient, stated on the figure (no hidden defaults)."""
     cfg = rec.config
+    name = f"<b style='color:{COLORS[rec.cell]}'>{NAMES[rec.cell]}</b>"
+    if cfg is None:
+        return name + (f" ({rec.nonlinearity})" if rec.cell == "rnn" else "")
+    init = f"{cfg.init} init" + (f" x{cfg.init_scale:g}" if cfg.init_scale != 1 else "")
     if rec.cell == "lstm":
-        extra = f", forget bias {cfg.forget_bias:g}" if cfg and cfg.init != "chrono" else ""
-        return f"<b style='color:{COLORS['lstm']}'>LSTM</b>{extra}"
-    return f"<b style='color:{COLORS['rnn']}'>vanilla RNN</b> ({rec.nonlinearity})"
+        bf = "chrono b_f" if cfg.init == "chrono" else f"b_f = {cfg.forget_bias:g}"
+        return f"{name}: {init}, {bf}"
+    return f"{name} ({rec.nonlinearity}): {init}"
 
 
 def _log_range(*arrays) -> list[float]:
-    v = np.concatenate([np.ravel(a) for a in arrays if a is not None])
+    v = np.concatenate([np.ravel(a) for a in arrays if a is not None] + [np.zeros(0)])
     v = v[np.isfinite(v) & (v > 0)]
     if not len(v):
         return [-1, 1]
     lo, hi = np.log10(v.min()), np.log10(v.max())
     pad = max(0.5, 0.05 * (hi - lo))
     return [lo - pad, hi + pad]
+
+
+def _positive(y) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.where(np.isfinite(y) & (y > 0), y, np.nan)
+
+
+def _line(fig, x, y, name, color, style, col=1, dash=None, width=1.0, **kw):
+    fig.add_trace(go.Scatter(x=x, y=_positive(y), mode="lines", name=name,
+                             line=dict(color=color, width=style.line * width, dash=dash), **kw), row=1, col=col)
 
 
 def _edge_markers(fig, t, g, yr, color, col, style, what):
@@ -109,89 +112,172 @@ def _edge_markers(fig, t, g, yr, color, col, style, what):
                           row=1, col=col)
 
 
+def off_label(x: float) -> str:
+    """How far a curve is from the measurement at step 1, in words: 'x1.02 at step 1' (1 = exact)."""
+    if not np.isfinite(x) or x <= 0:
+        return "not comparable at step 1"
+    return f"x{x:.2f} at step 1" if 0.1 <= x <= 10 else f"x{x:.0e} at step 1".replace("e+0", "e+").replace("e-0", "e-")
+
+
+def theory_names(p, sm: dict) -> dict[str, str]:
+    """The legend of every theory curve: what it is, its parameter, and its measured error."""
+    off = sm["off_at_1"]
+    names = {}
+    if len(sm["lyapunov"]):
+        err = sm["lyapunov"][0] / sm["mean_rate"] - 1 if sm["mean_rate"] > 0 else np.nan
+        on = "||dL/dc_t||" if sm["rate_on"] == "grad_c_norm" else "||dL/dh_t||"
+        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3f} per step "
+                                    f"(measured on {on}: {sm['mean_rate']:.3f}, {err:+.1%})")
+    if p.cell == "rnn":
+        sp = analysis.spectrum(p.params["weight_hh_l0"])
+        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: linear-RNN asymptote "
+                               f"({off_label(off.get('theory_rho', np.nan))})")
+        names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}: Pascanu's upper bound "
+                                     f"({off_label(off.get('theory_sigma_max', np.nan))})")
+    else:
+        names["theory_cell_path"] = ("product of forget gates: the direct cell path alone, on ||dL/dc_t|| "
+                                     f"({off_label(off.get('theory_cell_path', np.nan))})")
+    return names
+
+
+# ---- probe panels --------------------------------------------------------------------------------------------------
+
 def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
-    """||dL/dh_t|| over t (log axis) per cell, with theory curves and the fitted rate vs rho in the legend."""
-    fig, cells = _frame(records, style, PANELS["grad_vs_time"][0], shared_yaxes=True)
-    profiles = {c: _last_profile(records[c]) for c in cells}
-    yr = _log_range(*[p for pr in profiles.values() for p in pr.values()],
-                    *[getattr(records[c], "grad_h_norm_last", None) for c in cells])
+    """||dL/dh_t|| over t (log axis) per cell, the Lyapunov prediction and the labelled approximations."""
+    probes = {c: r.latest for c, r in records.items() if r is not None}
+    fig, cells = _frame(probes, style, shared_yaxes=True)
+    yr = _log_range(*[getattr(probes[c], k) for c in cells for k in ("grad_h_norm", "grad_c_norm", "grad_h_norm_last")])
     for col, c in enumerate(cells, 1):
-        rec, pr = records[c], profiles[c]
-        g = pr["grad_h_norm"]
+        p = probes[c]
+        sm = analysis.summary(p)
+        g = p.grad_h_norm
         t = np.arange(1, len(g) + 1)
-        W = rec.params["weight_hh_l0"]
-        sm = summary(rec)
-        sp = analysis.spectrum(W)
-        rate = "" if sm["mixed"] else (analysis.rate_label(g, W, sm["end"]) if c == "rnn"
-                                       else f"measured {sm['rate']:.3f} per step")
-        with np.errstate(all="ignore"):
-            shown = np.where(np.isfinite(g) & (g > 0), g, np.nan)
-        fig.add_trace(go.Scatter(x=t, y=shown, mode="lines", name=f"{NAMES[c]}: ||dL/dh_t||" + (f"  ({rate})" if rate else ""),
-                                 line=dict(color=COLORS[c], width=style.line)), row=1, col=col)
+        _line(fig, t, g, f"{NAMES[c]}: ||dL/dh_t|| (measured)", COLORS[c], style, col)
         _edge_markers(fig, t[:sm["end"] + 1], g[:sm["end"] + 1], yr, COLORS[c], col, style, NAMES[c])
         if sm.get("last_only"):
-            g_last = rec.grad_h_norm_last
-            with np.errstate(all="ignore"):
-                fig.add_trace(go.Scatter(x=t, y=np.where(np.isfinite(g_last) & (g_last > 0), g_last, np.nan),
-                                         mode="lines", line=dict(color=COLORS[c], width=style.line, dash="dash"),
-                                         name=f"{NAMES[c]}: from the last step's loss alone (measured "
-                                              f"{sm['rate']:.3f} per step)"), row=1, col=col)
-        gc = pr.get("grad_c_norm")
-        if gc is not None:
-            with np.errstate(all="ignore"):
-                fig.add_trace(go.Scatter(x=t, y=np.where(np.isfinite(gc) & (gc > 0), gc, np.nan), mode="lines",
-                                         name="LSTM: ||dL/dc_t|| (cell state)",
-                                         line=dict(color=COLORS[c], width=style.line, dash="dot")), row=1, col=col)
-        names = {"theory_rho": f"rho^(T-t), rho = {sp['rho'][0]:.3f}",
-                 "theory_sigma_max": f"sigma_max^(T-t) = Pascanu's bound (gamma = 1), sigma_max = {sp['sigma_max'][0]:.3f}",
-                 "theory_cell_path": "cell path: product of forget gates f"}
-        for k, curve in sm["curves"].items():
-            if k in names:
-                _theory(fig, t, curve, names[k], THEORY[k.removeprefix("theory_").replace("cell_path", "forget")],
-                        col, style)
+            _line(fig, t, p.grad_h_norm_last, f"{NAMES[c]}: from the last step's loss alone (measured)", COLORS[c],
+                  style, col, dash="dash")
+        if p.grad_c_norm is not None:
+            _line(fig, t, p.grad_c_norm, "LSTM: ||dL/dc_t|| (cell state, measured)", COLORS[c], style, col, dash="dot")
+        for k, name in theory_names(p, sm).items():
+            if k in sm["curves"]:
+                look = THEORY[k.removeprefix("theory_")]
+                _line(fig, t, sm["curves"][k], name, look[0], style, col, dash=look[1], width=0.7)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
-    fig.update_yaxes(type="log", range=yr, exponentformat="power", title_text="gradient norm", row=1, col=1)
     fig.update_yaxes(type="log", range=yr, exponentformat="power")
+    fig.update_yaxes(title_text="gradient norm", row=1, col=1)
     return fig
 
 
-def summary(rec) -> dict:
-    """analysis.profile_summary of a Probe, or of a Run's last record (its probe batch's mask, regenerated)."""
-    from .probe import probe_batch
-    pr = _last_profile(rec)
-    y_mask = rec.y_mask if getattr(rec, "y_mask", None) is not None else probe_batch(rec.config).y_mask
-    dtype = rec.config.dtype if rec.config else str(rec.params["weight_hh_l0"].dtype)
-    return analysis.profile_summary(rec.cell, rec.nonlinearity, rec.params["weight_hh_l0"], pr["grad_h_norm"],
-                                    pr["grad_c_norm"], _gates(rec), y_mask, dtype, getattr(rec, "nonfinite", None),
-                                    getattr(rec, "grad_h_norm_last", None), getattr(rec, "grad_c_norm_last", None))
+def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
+    """Every direction's per-step factor (the finite-time Lyapunov spectrum), largest first, with the factor 1 and
+    the factor that keeps 1e-3 of the gradient over the sequence: how many directions survive T steps."""
+    probes = {c: r.latest for c, r in records.items() if r is not None}
+    cells = _cells(probes)
+    fig = _layout(go.Figure(), style)
+    factors = {c: analysis.summary(probes[c])["lyapunov"] for c in cells}
+    T = max((probes[c].seq_len for c in cells), default=2)
+    keep = analysis.survival_factor(T)
+    for c in cells:
+        f = factors[c]
+        state = "(h_t, c_t)" if c == "lstm" else "h_t"
+        fig.add_trace(go.Scatter(x=np.arange(1, len(f) + 1) / max(len(f), 1), y=_positive(f), mode="lines+markers",
+                                 name=f"{NAMES[c]}, state {state} ({len(f)} directions): top {f[0]:.3f}, median "
+                                      f"{np.median(f):.3f} per step", line=dict(color=COLORS[c], width=style.line),
+                                 marker=dict(size=3 + style.line), customdata=np.arange(1, len(f) + 1),
+                                 hovertemplate="direction %{customdata}: %{y:.4f} per step<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color=INK, width=1))
+    fig.add_hline(y=keep, line=dict(color=GREY, dash="dash", width=1.5))
+    fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(keep), showarrow=False,
+                       text=f"keeps 1e-3 over {T} steps: {keep:.3f} per step", font=dict(color=GREY),
+                       bgcolor="rgba(255,255,255,0.8)")
+    fig.update_xaxes(title_text="direction (fraction of the state, largest factor first)", range=[0, 1.02])
+    fig.update_yaxes(type="log", exponentformat="power", title_text="gradient factor per step")
+    return fig
 
 
-def _theory(fig, t, y, name, look, col, style):
-    with np.errstate(all="ignore"):
-        y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
-    fig.add_trace(go.Scatter(x=t, y=y, mode="lines", name=name, line=dict(color=look[0], dash=look[1],
-                                                                            width=style.line * 0.7)), row=1, col=col)
+def cell_paths(records: dict, style: Style = Style()) -> go.Figure:
+    """LSTM: ||dL/dc_t|| split, as measured, into the direct cell path (back through the forget gates only) and the
+    rest (back through h_{t-1} into the gates), with the forget-gate product drawn over the direct path."""
+    rec = records.get("lstm")
+    fig, _ = _frame({"lstm": rec} if rec is not None else {}, style)
+    if rec is None:
+        fig.add_annotation(text="No LSTM record to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        return fig
+    p = rec.latest
+    t = np.arange(1, p.seq_len + 1)
+    _line(fig, t, p.grad_c_norm, "||dL/dc_t|| (measured, total)", COLORS["lstm"], style, dash="dot")
+    direct, rest = getattr(p, "grad_c_direct_norm", None), getattr(p, "grad_c_rest_norm", None)
+    if direct is not None:
+        _line(fig, t, direct, "direct cell path: back through the forget gates only (measured)", THEORY["cell_path"][0],
+              style)
+        _line(fig, t, rest, "the rest: back through h_(t-1) into the gates (measured)", "#56B4E9", style)
+    sm = analysis.summary(p)
+    if "theory_cell_path" in sm["curves"]:
+        _line(fig, t, sm["curves"]["theory_cell_path"], "product of forget gates (mean over units) x ||dL/dc_T||",
+              INK, style, dash="longdash", width=0.7)
+    fig.update_xaxes(title_text="time step t")
+    fig.update_yaxes(type="log", exponentformat="power", title_text="cell-state gradient norm")
+    return fig
 
 
-def _last_profile(rec) -> dict:
-    """A Probe's profiles, or a Run's last record."""
-    out = {}
-    for k in ("grad_h_norm", "grad_c_norm"):
-        v = getattr(rec, k, None)
-        if v is not None and v.ndim == 2:
-            v = v[-1] if len(v) else None
-        out[k] = v
-    return out
+def grad_x(records: dict, style: Style = Style()) -> go.Figure:
+    """||dL/dx_t|| over t per cell, with grey bars counting the sequences whose information sits at step t."""
+    probes = {c: r.latest for c, r in records.items() if r is not None}
+    cells = _cells(probes)
+    fig = make_subplots(rows=1, cols=max(len(cells), 1), subplot_titles=[_cell_title(probes[c]) for c in cells],
+                        horizontal_spacing=0.1, specs=[[{"secondary_y": True}] * max(len(cells), 1)])
+    _layout(fig, style)
+    yr = _log_range(*[getattr(probes[c], "grad_x_norm", None) for c in cells])
+    for col, c in enumerate(cells, 1):
+        p = probes[c]
+        g = getattr(p, "grad_x_norm", None)
+        t = np.arange(1, p.seq_len + 1)
+        task = p.config.task if p.config else None
+        if task is not None:
+            count = information(task, p.x).sum(axis=1)
+            fig.add_trace(go.Bar(x=t, y=count, name="sequences whose information sits at step t (right axis)",
+                                 marker=dict(color="rgba(107,107,107,0.35)"), showlegend=col == 1,
+                                 hovertemplate="t=%{x}: %{y} sequences<extra></extra>"),
+                          row=1, col=col, secondary_y=True)
+            # the bars fill the bottom quarter: a reference for where to look, under the curve
+            fig.update_yaxes(title_text="sequences" if col == len(cells) else None, showgrid=False, tickformat="d",
+                             range=[0, 4 * max(int(count.max()), 1)], dtick=max(1, int(count.max())),
+                             row=1, col=col, secondary_y=True)
+        if g is None:
+            continue
+        fig.add_trace(go.Scatter(x=t, y=_positive(g), mode="lines", name=f"{NAMES[c]}: ||dL/dx_t|| (measured)",
+                                 line=dict(color=COLORS[c], width=style.line)), row=1, col=col, secondary_y=False)
+        fig.update_yaxes(type="log", range=yr, exponentformat="power", row=1, col=col, secondary_y=False)
+        fig.update_xaxes(title_text="time step t", row=1, col=col)
+    fig.update_yaxes(title_text="gradient reaching the input", row=1, col=1, secondary_y=False)
+    return fig
 
 
-def _gates(rec):
-    g = getattr(rec, "gates", None)
-    return g if g is not None else getattr(rec, "gates_last", None)
+def whh_share(records: dict, style: Style = Style()) -> go.Figure:
+    """Each step's share of the sum of ||step t's term of dL/dW_hh||: which steps the weight update hears."""
+    probes = {c: r.latest for c, r in records.items() if r is not None}
+    fig, cells = _frame(probes, style, shared_yaxes=True)
+    for col, c in enumerate(cells, 1):
+        p = probes[c]
+        w = np.asarray(p.grad_whh_contrib_norm, dtype=np.float64)
+        end = analysis.summary(p)["end"]
+        with np.errstate(all="ignore"):
+            share = w / np.nansum(np.where(np.isfinite(w), w, 0.0))
+        k = analysis.update_window(w, end)
+        t = np.arange(1, len(w) + 1)
+        _line(fig, t, share, f"{NAMES[c]}: the last {k} steps before the loss carry 99% of it", COLORS[c], style, col)
+        fig.update_xaxes(title_text="time step t", row=1, col=col)
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_yaxes(title_text="share of the update's terms", row=1, col=1)
+    return fig
 
+
+# ---- training panels -------------------------------------------------------------------------------------------
 
 def grad_over_training(runs: dict, style: Style = Style()) -> go.Figure:
     """Heatmap of log10 ||dL/dh_t|| (training step x time step) per cell, one shared colour scale."""
-    fig, cells = _frame(runs, style, PANELS["grad_over_training"][0], shared_yaxes=True)
+    fig, cells = _frame(runs, style, shared_yaxes=True)
     with np.errstate(all="ignore"):
         logs = {c: np.log10(runs[c].grad_h_norm) for c in cells}
     finite = np.concatenate([v[np.isfinite(v)] for v in logs.values()] + [np.zeros(0)])
@@ -209,100 +295,12 @@ def grad_over_training(runs: dict, style: Style = Style()) -> go.Figure:
     return fig
 
 
-def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure:
-    """LSTM: heatmaps (unit x time) of the input, forget and output gates for one probe sequence, the mean gate
-    values over time, and the forget-gate product along the cell path."""
-    rec = records.get("lstm")
-    w, h = style.size
-    fig = make_subplots(rows=2, cols=3, row_heights=[0.55, 0.45], vertical_spacing=0.16, horizontal_spacing=0.07,
-                        subplot_titles=["input gate i", "forget gate f", "output gate o",
-                                        "mean gate value over time", "cell path: prod of f from t+1 to T", ""],
-                        specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]])
-    fig.update_layout(template="plotly_white", title=dict(text=PANELS["gates"][0], x=0.01), width=w,
-                      height=h if style.lecture else int(h * 1.3), font=dict(size=style.font), margin=dict(l=70, r=30, t=90, b=60),
-                      legend=dict(orientation="h", y=-0.1))
-    G = _gates(rec) if rec is not None else None
-    if G is None:
-        fig.add_annotation(text="No LSTM record to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        return fig
-    T, _, G4 = G.shape
-    H = G4 // 4
-    t = np.arange(1, T + 1)
-    seq = G[:, min(sequence, G.shape[1] - 1)]
-    stride = -(-T // MAX_HEATMAP_COLUMNS)  # a screen shows ~300 columns; more only slows the browser
-    cols = np.arange(T - 1, -1, -stride)[::-1]
-    if stride > 1:
-        fig.add_annotation(text=f"heatmaps show every {stride}th of {T} steps", showarrow=False, x=1, y=1.08,
-                           xref="paper", yref="paper", xanchor="right", font=dict(color=GREY))
-    for col, k in enumerate((0, 1, 3), 1):
-        fig.add_trace(go.Heatmap(z=seq[cols, k * H:(k + 1) * H].T, x=t[cols], zmin=0, zmax=1, colorscale="Viridis",
-                                 showscale=col == 3, colorbar=dict(title="gate", len=0.5, y=0.78),
-                                 hovertemplate="t=%{x}, unit %{y}: %{z:.3f}<extra></extra>"), row=1, col=col)
-        fig.update_xaxes(title_text="time step t", row=1, col=col)
-    fig.update_yaxes(title_text="unit", row=1, col=1)
-    means = G.reshape(T, G.shape[1], 4, H).mean(axis=(1, 3))
-    for k, name in enumerate(GATE_NAMES):
-        fig.add_trace(go.Scatter(x=t, y=means[:, k], mode="lines", name=name,
-                                 line=dict(width=style.line, color=("#0072B2", "#009E73", "#CC79A7", "#E69F00")[k])),
-                      row=2, col=1)
-    fig.add_trace(go.Scatter(x=t, y=analysis.forget_product(G), mode="lines", name="prod f (mean over units)",
-                             line=dict(width=style.line, color=COLORS["lstm"])), row=2, col=3)
-    fig.update_yaxes(type="log", exponentformat="power", row=2, col=3)
-    fig.update_xaxes(title_text="time step t", row=2, col=1)
-    fig.update_xaxes(title_text="time step t", row=2, col=3)
-    return fig
-
-
-def spectrum(records: dict, style: Style = Style()) -> go.Figure:
-    """Eigenvalues of W_hh (per gate block for the LSTM) in the complex plane with the unit circle and the 1/gamma
-    circle, and the singular values beside them."""
-    cells = _cells(records)
-    w, h = style.size
-    titles = [f"{NAMES[c]}: eigenvalues" for c in cells] + ["singular values"]
-    fig = make_subplots(rows=1, cols=len(cells) + 1, subplot_titles=titles, horizontal_spacing=0.08)
-    fig.update_layout(template="plotly_white", title=dict(text=PANELS["spectrum"][0], x=0.01), width=w, height=h,
-                      font=dict(size=style.font), margin=dict(l=70, r=30, t=90, b=90),
-                      legend=dict(orientation="h", y=-0.16))
-    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
-    for col, c in enumerate(cells, 1):
-        rec = records[c]
-        W = rec.params["weight_hh_l0"]
-        sp = analysis.spectrum(W)
-        gamma = analysis.GAMMA["sigmoid" if c == "lstm" else rec.nonlinearity]
-        rings = [(1.0, "unit circle" + (" = 1/gamma (tanh, ReLU)" if gamma == 1 else ""), "solid")]
-        if gamma != 1:
-            rings.append((1 / gamma, f"1/gamma = {1 / gamma:g} (sigmoid gates i, f, o)", "dash"))
-        for radius, name, dash in rings:
-            fig.add_trace(go.Scatter(x=radius * circle.real, y=radius * circle.imag, mode="lines", name=name,
-                                     line=dict(color=GREY, dash=dash, width=1.5), hoverinfo="skip"), row=1, col=col)
-        blocks = ["W_hh"] if c == "rnn" else [f"W_h{n[0]}" for n in GATE_NAMES]
-        for b, name in enumerate(blocks):
-            e = sp["eigvals"][b]
-            fig.add_trace(go.Scatter(x=e.real, y=e.imag, mode="markers", name=f"{NAMES[c]} {name} (rho = {sp['rho'][b]:.3f})",
-                                     marker=dict(color=COLORS[c], size=4 + style.line,
-                                                 symbol=("circle", "square", "diamond", "x")[b], opacity=0.8)),
-                          row=1, col=col)
-            s = sp["singvals"][b]
-            fig.add_trace(go.Scatter(x=np.arange(1, len(s) + 1), y=s, mode="lines+markers",
-                                     name=f"{NAMES[c]} {name}: sigma_max = {s[0]:.3f}",
-                                     line=dict(color=COLORS[c], width=style.line * 0.6),
-                                     marker=dict(symbol=("circle", "square", "diamond", "x")[b])),
-                          row=1, col=len(cells) + 1)
-        fig.update_xaxes(title_text="Re", scaleanchor=f"y{col if col > 1 else ''}", row=1, col=col)
-        fig.update_yaxes(title_text="Im", row=1, col=col)
-    fig.update_xaxes(title_text="index (largest first)", row=1, col=len(cells) + 1)
-    fig.update_yaxes(title_text="singular value", row=1, col=len(cells) + 1)
-    return fig
-
-
-def learning(runs: dict, style: Style = Style(), baselines=()) -> go.Figure:
-    """Training loss of both cells on one axis, the task's constant-predictor baselines as labelled lines."""
-    w, h = style.size
-    fig = go.Figure()
-    fig.update_layout(template="plotly_white", title=dict(text=PANELS["learning"][0], x=0.01), width=w, height=h,
-                      font=dict(size=style.font), xaxis_title="training step", yaxis_title="loss",
-                      legend=dict(orientation="h", y=-0.18), margin=dict(l=70, r=30, t=90, b=90))
-    for c in _cells(runs):
+def learning(runs: dict, style: Style = Style()) -> go.Figure:
+    """Training loss of the cells on one axis, the task's constant-predictor baselines as labelled lines."""
+    fig = _layout(go.Figure(), style, legend_y=-0.22)
+    fig.update_layout(xaxis_title="training step", yaxis_title="loss")
+    cells = _cells(runs)
+    for c in cells:
         loss = runs[c].loss
         x = np.arange(1, len(loss) + 1)
         fig.add_trace(go.Scatter(x=x, y=loss, mode="lines", name=f"{NAMES[c]} (each step)", opacity=0.35,
@@ -313,7 +311,8 @@ def learning(runs: dict, style: Style = Style(), baselines=()) -> go.Figure:
             fig.add_vline(x=max(len(loss), 1), line=dict(color=COLORS[c], dash="dot"))
             fig.add_annotation(x=max(len(loss), 1), y=1, yref="paper", showarrow=False, xanchor="right",
                                text=f"{NAMES[c]} stopped: {runs[c].stopped['reason']}", font=dict(color=COLORS[c]))
-    for b in baselines:
+    cfg = runs[cells[0]].config if cells else None
+    for b in (baselines(cfg.task, cfg.seq_len) if cfg else ()):
         fig.add_hline(y=b.loss, line=dict(color=INK, dash="dot", width=style.line * 0.6))
         # placed by hand: on a log axis an annotation's y is log10 of the value
         fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(b.loss), showarrow=False,
@@ -322,28 +321,128 @@ def learning(runs: dict, style: Style = Style(), baselines=()) -> go.Figure:
     return fig
 
 
+def clipping(runs: dict, style: Style = Style()) -> go.Figure:
+    """The global gradient norm before clipping at every training step, the threshold, and how often it cut."""
+    fig = _layout(go.Figure(), style, legend_y=-0.22)
+    fig.update_layout(xaxis_title="training step", yaxis_title="gradient norm before clipping")
+    cells = _cells(runs)
+    for c in cells:
+        r = runs[c]
+        x = np.arange(1, r.steps_done + 1)
+        share = float(np.mean(r.clipped)) if r.steps_done else 0.0
+        fig.add_trace(go.Scatter(x=x, y=_positive(r.grad_norm_pre), mode="lines",
+                                 name=f"{NAMES[c]}: clipped at {share:.0%} of {r.steps_done} steps",
+                                 line=dict(color=COLORS[c], width=style.line * 0.6)))
+    cfg = runs[cells[0]].config if cells else None
+    if cfg is not None and cfg.clip_mode == "norm":
+        fig.add_hline(y=cfg.clip, line=dict(color=INK, dash="dot", width=style.line * 0.6))
+        fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(cfg.clip), showarrow=False,
+                           text=f"clipping threshold {cfg.clip:g}", font=dict(color=INK), bgcolor="rgba(255,255,255,0.8)")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+# ---- structure panels ------------------------------------------------------------------------------------------
+
+def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure:
+    """LSTM: heatmaps (unit x time) of the input, forget and output gates for one probe sequence, the mean gate
+    values over time, and the forget-gate product along the cell path."""
+    rec = records.get("lstm")
+    fig = make_subplots(rows=2, cols=3, row_heights=[0.55, 0.45], vertical_spacing=0.16, horizontal_spacing=0.07,
+                        subplot_titles=["input gate i", "forget gate f", "output gate o",
+                                        "mean gate value over time", "prod of f from t+1 to T", ""],
+                        specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]])
+    _layout(fig, style, height_scale=1.3, legend_y=-0.1)
+    fig.update_layout(margin=dict(l=70, r=30, t=90, b=60))
+    G = rec.latest.gates if rec is not None else None
+    if G is None:
+        fig.add_annotation(text="No LSTM record to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        return fig
+    T, _, G4 = G.shape
+    H = G4 // 4
+    t = np.arange(1, T + 1)
+    seq = G[:, min(sequence, G.shape[1] - 1)]
+    stride = -(-T // MAX_HEATMAP_COLUMNS)  # a screen shows ~300 columns; more only slows the browser
+    cols = np.arange(T - 1, -1, -stride)[::-1]
+    if stride > 1:
+        fig.add_annotation(text=f"heatmaps show one step in {stride} of {T}", showarrow=False, x=1, y=1.08,
+                           xref="paper", yref="paper", xanchor="right", font=dict(color=GREY))
+    for col, k in enumerate((0, 1, 3), 1):
+        fig.add_trace(go.Heatmap(z=seq[cols, k * H:(k + 1) * H].T, x=t[cols], zmin=0, zmax=1, colorscale="Viridis",
+                                 showscale=col == 3, colorbar=dict(title="gate", len=0.5, y=0.78),
+                                 hovertemplate="t=%{x}, unit %{y}: %{z:.3f}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text="time step t", row=1, col=col)
+    fig.update_yaxes(title_text="unit", row=1, col=1)
+    means = G.reshape(T, G.shape[1], 4, H).mean(axis=(1, 3))
+    for k, name in enumerate(GATE_NAMES):
+        fig.add_trace(go.Scatter(x=t, y=means[:, k], mode="lines", name=name,
+                                 line=dict(width=style.line, color=GATE_COLORS[k])), row=2, col=1)
+    fig.add_trace(go.Scatter(x=t, y=analysis.forget_product(G), mode="lines", name="prod f (mean over units)",
+                             line=dict(width=style.line, color=GATE_COLORS[1], dash="longdash")), row=2, col=3)
+    fig.update_yaxes(type="log", exponentformat="power", row=2, col=3)
+    fig.update_xaxes(title_text="time step t", row=2, col=1)
+    fig.update_xaxes(title_text="time step t", row=2, col=3)
+    return fig
+
+
+def spectrum(records: dict, style: Style = Style()) -> go.Figure:
+    """Eigenvalues of W_hh (per gate block for the LSTM) in the complex plane with the unit circle, and the singular
+    values beside them. These describe the matrix alone: the gradient's rate is the Lyapunov panel's."""
+    probes = {c: r.latest for c, r in records.items() if r is not None}
+    cells = _cells(probes)
+    titles = [f"{NAMES[c]}: eigenvalues of W_hh" for c in cells] + ["singular values"]
+    fig = make_subplots(rows=1, cols=len(cells) + 1, subplot_titles=titles, horizontal_spacing=0.08)
+    _layout(fig, style)
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
+    fig.add_trace(go.Scatter(x=circle.real, y=circle.imag, mode="lines", name="unit circle", legendgroup="circle",
+                             line=dict(color=GREY, width=1.5), hoverinfo="skip"), row=1, col=1)
+    for col, c in enumerate(cells, 1):
+        W = probes[c].params["weight_hh_l0"]
+        sp = analysis.spectrum(W)
+        if col > 1:
+            fig.add_trace(go.Scatter(x=circle.real, y=circle.imag, mode="lines", legendgroup="circle", showlegend=False,
+                                     line=dict(color=GREY, width=1.5), hoverinfo="skip"), row=1, col=col)
+        blocks = ["W_hh"] if c == "rnn" else [f"W_h{n[0]}" for n in GATE_NAMES]
+        for b, name in enumerate(blocks):
+            e = sp["eigvals"][b]
+            symbol = ("circle", "square", "diamond", "x")[b]
+            fig.add_trace(go.Scatter(x=e.real, y=e.imag, mode="markers",
+                                     name=f"{NAMES[c]} {name}: rho = {sp['rho'][b]:.3f}, sigma_max = {sp['sigma_max'][b]:.3f}",
+                                     legendgroup=f"{c}{b}", marker=dict(color=COLORS[c], size=4 + style.line,
+                                                                        symbol=symbol, opacity=0.8)),
+                          row=1, col=col)
+            s = sp["singvals"][b]
+            fig.add_trace(go.Scatter(x=np.arange(1, len(s) + 1), y=s, mode="lines+markers", legendgroup=f"{c}{b}",
+                                     showlegend=False, line=dict(color=COLORS[c], width=style.line * 0.6),
+                                     marker=dict(symbol=symbol)), row=1, col=len(cells) + 1)
+        fig.update_xaxes(title_text="Re", scaleanchor=f"y{col if col > 1 else ''}", row=1, col=col)
+        fig.update_yaxes(title_text="Im", row=1, col=col)
+    fig.update_xaxes(title_text="index (largest first)", row=1, col=len(cells) + 1)
+    fig.update_yaxes(title_text="singular value", row=1, col=len(cells) + 1)
+    return fig
+
+
 def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60) -> go.Figure:
     """The chain h_1 ... h_T (and c_t for the LSTM) as circles coloured by log10 of the gradient reaching them.
-    Long sequences are shown at max_nodes evenly spaced steps, said in the title."""
-    cells = _cells(records)
+    Long sequences are shown at max_nodes evenly spaced steps, said on the figure."""
+    probes = {c: r.latest for c, r in records.items() if r is not None}
+    cells = _cells(probes)
     rows = [(c, k) for c in cells for k in (("grad_h_norm", "grad_c_norm") if c == "lstm" else ("grad_h_norm",))]
-    prof = {c: _last_profile(records[c]) for c in cells}
     with np.errstate(all="ignore"):
-        logs = {(c, k): np.log10(prof[c][k]) for c, k in rows if prof[c].get(k) is not None}
+        logs = {(c, k): np.log10(getattr(probes[c], k)) for c, k in rows if getattr(probes[c], k) is not None}
     finite = np.concatenate([v[np.isfinite(v)] for v in logs.values()] + [np.zeros(0)])
     lo, hi = (finite.min(), finite.max()) if len(finite) else (-1, 1)
     T = max(len(v) for v in logs.values()) if logs else 1
     stride = -(-T // max_nodes)  # ceil: evenly spaced nodes, always ending at the loss step
     idx = np.arange(T - 1, -1, -stride)[::-1]
-    w, h = style.size
-    note = "" if stride == 1 else f" (every {stride}th of {T} steps shown)"
-    fig = go.Figure()
-    fig.update_layout(template="plotly_white", title=dict(text=PANELS["unrolled"][0] + note, x=0.01), width=w,
-                      height=h if style.lecture else max(300, int(h * 0.8)), font=dict(size=style.font), margin=dict(l=160, r=30, t=90, b=60),
-                      xaxis=dict(title="time step t", showgrid=False),
+    fig = _layout(go.Figure(), style, height_scale=0.8)
+    fig.update_layout(margin=dict(l=160, r=30, t=90, b=60), xaxis=dict(title="time step t", showgrid=False),
                       yaxis=dict(showgrid=False, zeroline=False, tickvals=list(range(len(rows))),
                                  ticktext=[f"{NAMES[c]} {'h_t' if k == 'grad_h_norm' else 'c_t'}" for c, k in rows],
                                  autorange="reversed"))
+    if stride > 1:
+        fig.add_annotation(text=f"one step in {stride} of {T} shown", showarrow=False, x=1, y=1.02, xref="paper",
+                           yref="paper", xanchor="right", yanchor="bottom", font=dict(color=GREY))
     for y, (c, k) in enumerate(rows):
         v = logs.get((c, k))
         if v is None:
@@ -361,14 +460,21 @@ def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60) -> go.F
     return fig
 
 
+# ---- sweeps ------------------------------------------------------------------------------------------------------
+
 def trainability_map(df, style: Style = Style(), value: str = "solved") -> go.Figure:
-    """A saved sweep as heatmaps per cell: the first varied field across, the second (if any) up, the mean over
-    seeds of `value` ("solved" fraction or "final_loss") in colour, and for the RNN the line where rho(W_hh) = 1."""
-    varied = [c for c in df.columns if c not in SWEEP_COLUMNS]
+    """A saved sweep as heatmaps per cell: the first varied field across, the second (if any) up, `value` ("solved"
+    fraction or "final_loss", averaged over the sweep's seeds) in colour, and for the RNN the line where rho = 1."""
+    from .sweep import SCHEMA
+    varied = [c for c in df.columns if c not in SCHEMA]
     x_name, y_name = varied[0], (varied[1] if len(varied) > 1 else None)
-    cells = [c for c in ("rnn", "lstm") if (df.cell == c).any()]
+    cells = [c for c in CELLS if (df.cell == c).any()]
+    seeds = df.seed.nunique()
     title = "solved fraction" if value == "solved" else "final loss"
-    fig, _ = _frame({c: _Named(c) for c in cells}, style, f"Trainability map: {title} over seeds", shared_yaxes=True)
+    over = f"mean over {seeds} seeds" if seeds > 1 else "one seed per square"
+    fig, _ = _frame({c: True for c in cells}, style, titles=[f"<b style='color:{COLORS[c]}'>{NAMES[c]}</b>"
+                                                              for c in cells], shared_yaxes=True)
+    fig.update_layout(title=dict(text=f"Trainability map: {title} ({over})"))
     keys = [x_name] + ([y_name] if y_name else [])
     for col, c in enumerate(cells, 1):
         sub = df[df.cell == c].groupby(keys).agg(v=(value, "mean"), rho=("rho", "mean")).reset_index()
@@ -392,16 +498,3 @@ def trainability_map(df, style: Style = Style(), value: str = "solved") -> go.Fi
     if y_name:
         fig.update_yaxes(title_text=y_name, type="category", row=1, col=1)
     return fig
-
-
-class _Named:
-    """Stands in for a record where only the subplot title is needed."""
-
-    def __init__(self, cell: str):
-        self.cell, self.config, self.nonlinearity = cell, None, "tanh"
-
-
-SWEEP_COLUMNS = ("seed", "cell", "final_loss", "baseline", "solved", "rate", "rho", "steps_done", "wall_time", "config")
-
-BUILDERS = {"grad_vs_time": grad_vs_time, "gates": gates, "spectrum": spectrum, "unrolled": unrolled,
-            "grad_over_training": grad_over_training, "learning": learning}

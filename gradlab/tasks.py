@@ -143,6 +143,22 @@ def make_batch(task: str, T: int, B: int, rng: np.random.Generator) -> Batch:
     return TASKS[task](T, B, rng)
 
 
+def information(task: str, x: np.ndarray) -> np.ndarray:
+    """(L, B) bool: the steps whose input the target depends on (the marked values, the symbols to copy or order,
+    the latch's first step). The question "can the network learn this lag" is about the gradient reaching these."""
+    if task in ("adding", "adding_hs97"):
+        return x[:, :, 1] == 1.0
+    if task == "copy":
+        info = np.zeros(x.shape[:2], bool)
+        info[:10] = True
+        return info
+    if task == "temporal_order":
+        return x[:, :, 4:6].any(axis=-1)
+    info = np.zeros(x.shape[:2], bool)  # latch: the first step sets the class
+    info[0] = True
+    return info
+
+
 def input_output_sizes(task: str, T: int) -> tuple[int, int, int]:
     """(D, O, L) of a task at length T (L: the array length), from a one-sequence batch."""
     b = make_batch(task, T, 1, np.random.default_rng(0))

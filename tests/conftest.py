@@ -1,3 +1,10 @@
+import os
+
+# One BLAS thread, as `make run` uses: the engine's and the Lyapunov QR's matrices are small, where OpenBLAS's threads
+# only add synchronisation (measured: up to 50x slower QRs on a loaded 2-core machine). Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import sys
 from pathlib import Path
 

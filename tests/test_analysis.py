@@ -106,7 +106,7 @@ def test_diagnosis_knows_the_loss_layout_the_dtype_and_a_forward_overflow():
 @pytest.mark.parametrize("seed", [0, 3])
 def test_variable_length_task_is_anchored_at_its_last_loss(seed):
     """adding_hs97: with seed 3 no sequence reaches the array's last step, whose gradient is exactly 0."""
-    from gradlab.plots import summary
+    from gradlab.analysis import summary
     p = gradlab.probe(gradlab.Config(task="adding_hs97", seed=seed))
     sm = summary(p)
     assert sm["end"] == np.flatnonzero(p.y_mask.any(axis=1))[-1]
@@ -117,7 +117,7 @@ def test_variable_length_task_is_anchored_at_its_last_loss(seed):
 def test_copy_task_is_judged_by_the_last_steps_loss_alone():
     """Copy has a loss at every step, which masks the long-range gradient (the total profile looks flat). The probe
     also records the profile from the last step's loss alone; the summary is about that one, and says so."""
-    from gradlab.plots import summary
+    from gradlab.analysis import summary
     p = gradlab.probe(gradlab.Config(task="copy"))
     assert p.grad_h_norm[0] / p.grad_h_norm[-1] > 0.1  # flat: the many local losses dominate
     sm = summary(p)

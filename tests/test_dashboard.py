@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradlab import panels
+
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -42,8 +44,12 @@ def text(at) -> str:
 def test_default_view_tells_the_vanishing_story():
     at = app()
     assert not at.exception
-    assert len(charts(at)) == 5  # gradient vs time, gates, spectrum, unrolled, the shipped trainability map
-    assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: preserved" in text(at)
+    # every probe panel of the registry (both cells present), and the shipped trainability map
+    assert len(charts(at)) == len(panels.shown({"rnn": 1, "lstm": 1}, trained=False)) + 1
+    # the honest default: at initialisation both vanish, the RNN far faster (tests/test_scenes.py over seeds)
+    assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: vanishing" in text(at)
+    titles = " ".join(a["text"] for a in charts(at)[0]["layout"]["annotations"])
+    assert "pytorch init" in titles and "b_f = 1" in titles  # both cells' settings are stated on the figure
     assert len(values(grad_trace(at)["y"])) == 100
     assert [c["layout"]["title"]["text"] for c in charts(at)][0] == "Gradient reaching each time step"
     assert all(c.value for c in at.caption)  # every panel says what to look at
@@ -66,7 +72,7 @@ def test_each_control_reaches_the_engine():
     at.selectbox(key="nonlinearity").select("relu").run()
     assert "relu" in json.dumps(charts(at)[0]["layout"]["annotations"])
     at.slider(key="forget_bias").set_value(0.0).run()
-    assert "forget bias 0" in json.dumps(charts(at)[0]["layout"]["annotations"])
+    assert "b_f = 0" in json.dumps(charts(at)[0]["layout"]["annotations"])
     at.selectbox(key="task").select("copy").run()
     assert len(values(grad_trace(at)["y"])) == at.slider(key="seq_len").value + 20
     assert not at.exception
@@ -77,7 +83,8 @@ def test_url_parameters_are_honoured():
     assert not at.exception and not at.warning
     assert at.slider(key="seq_len").value == 200 and at.selectbox(key="init").value == "orthogonal"
     assert len(values(grad_trace(at)["y"])) == 200
-    assert "rho = 1.100" in grad_trace(at)["name"]  # orthogonal x 1.1
+    names = [t.get("name", "") for t in charts(at)[0]["data"]]
+    assert any("rho = 1.100" in n for n in names)  # orthogonal x 1.1
 
 
 @pytest.mark.parametrize("query", [
@@ -103,7 +110,7 @@ def test_lecture_mode_changes_the_layout():
 
 def test_training_mode_draws_the_heatmap_and_learning_curves():
     at = app(mode="train", steps="100", seq_len="20")
-    assert not at.exception and len(charts(at)) == 5
+    assert not at.exception and len(charts(at)) == len(panels.shown({"rnn": 1, "lstm": 1}, trained=False)) + 1
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()
     assert not at.exception
     figs = charts(at)
@@ -119,15 +126,15 @@ def test_tour_steps_through_scenes():
     at.button[[b.label for b in at.button].index("Next")].click().run()
     assert not at.exception
     assert at.selectbox(key="scene").value == "exploding"
-    assert at.selectbox(key="nonlinearity").value == "relu"
-    assert "exploding" in text(at)
+    assert at.selectbox(key="init").value == "gaussian" and at.slider(key="init_scale").value == 2.0
+    assert "The exploding gradient" in " ".join(i.value for i in at.info)
     at.button[[b.label for b in at.button].index("Previous")].click().run()
-    assert at.selectbox(key="scene").value == "vanishing" and at.selectbox(key="nonlinearity").value == "tanh"
+    assert at.selectbox(key="scene").value == "vanishing" and at.selectbox(key="init").value == "pytorch"
 
 
 def test_scene_links():
     at = app(scene="saturation")  # a bare scene link applies the scene's settings
-    assert not at.exception and "Saturation" in " ".join(i.value for i in at.info)
+    assert not at.exception and "Saturation does not decide" in " ".join(i.value for i in at.info)
     assert at.select_slider(key="hidden").value == 6 and at.slider(key="init_scale").value == 10.0
     at = app(scene="saturation", hidden="8")  # explicit settings win over the scene's
     assert at.select_slider(key="hidden").value == 8
@@ -179,3 +186,35 @@ def test_the_trainability_map_panel_shows_the_shipped_sweep():
     at.radio(key="sweep_value").set_value("final_loss").run()
     fig = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Trainability map"))
     assert "final loss" in fig["layout"]["title"]["text"] and not at.exception
+
+
+def test_a_scene_says_only_what_its_view_measures():
+    """The narrative's numbers are this view's; its claims are checked on it, and change when the view does."""
+    at = app(scene="vanishing")
+    info = " ".join(i.value for i in at.info)
+    assert not at.exception and ":material/check_circle:" in info and ":material/cancel:" not in info
+    from gradlab import scenes
+    import gradlab
+    f = scenes.facts({c: gradlab.probe(gradlab.Config(cell=c)) for c in ("rnn", "lstm")})
+    assert f"{f['rnn_ratio']:.0e}" in info and f"{f['lstm_lyap']:.3f}" in info
+    at.selectbox(key="init").select("orthogonal").run()  # the RNN no longer vanishes by the scene's measure
+    info = " ".join(i.value for i in at.info)
+    assert "You changed Recurrent init" in info and ":material/cancel:" in info and "not on this view" in info
+
+
+def test_every_scene_config_is_reachable_from_the_controls():
+    """A scene may set only fields the dashboard has controls for, with values the widgets can show."""
+    import dataclasses
+    from gradlab import Config
+    from gradlab.scenes import SCENES
+    src = Path(APP).read_text()
+    for scene in SCENES:
+        for f in dataclasses.fields(Config):
+            if getattr(scene.config, f.name) != getattr(Config(), f.name):
+                assert f'Control("{f.name}"' in src, (scene.name, f.name)
+    at = app()
+    for scene in SCENES:
+        at.selectbox(key="scene").select(scene.name).run()
+        assert not at.exception
+        for f in ("seq_len", "init_scale", "forget_bias"):
+            assert at.slider(key=f).value == getattr(scene.config, f), (scene.name, f)

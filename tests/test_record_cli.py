@@ -162,8 +162,9 @@ def test_weights_that_are_not_an_npz_are_refused_in_one_line(tmp_path):
 
 
 def test_flags_change_a_preset(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "gradlab", "export", "--preset", "vanishing", "--seq-len", "30",
+    r = subprocess.run([sys.executable, "-m", "gradlab", "export", "--preset", "exploding", "--seq-len", "30",
                         "--formats", "csv", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "data" / "grad_vs_time_adding_T30_pytorch.csv").exists()
-    assert json.loads((tmp_path / "config.json").read_text())["forget_bias"] == 3.0  # the rest is the preset's
+    assert (tmp_path / "data" / "grad_vs_time_adding_T30_gaussian.csv").exists()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["init_scale"] == 2.0 and saved["seq_len"] == 30  # the flag changed T; the rest is the preset's

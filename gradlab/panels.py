@@ -1,0 +1,112 @@
+"""The panel registry: one declaration per panel, iterated by the dashboard, the exports, the CLI and the tests.
+
+A panel is its name (file names, keys), its title and caption (what the audience reads), its figure builder
+(gradlab.plots) and table builder (gradlab.tables), whether it needs a trained run, and which cells it draws.
+Adding a panel is one entry here and one builder in each of those modules.
+
+Captions say what is drawn and how to read it; every number a student reads is in the figure's legend, computed
+from the measurement by gradlab.analysis, never typed here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import plotly.graph_objects as go
+
+from . import plots, tables
+
+
+@dataclass(frozen=True)
+class Panel:
+    name: str
+    title: str
+    caption: str
+    figure: Callable[..., go.Figure]  # (records, style) -> Figure
+    table: Callable[[dict], object]  # records -> DataFrame, or None where the records have nothing to tabulate
+    training: bool = False  # needs trained runs (records are Runs); otherwise draws any record's `.latest`
+    cells: tuple[str, ...] = plots.CELLS  # the cells it can draw; it is shown when any of them is present
+
+
+PANELS: tuple[Panel, ...] = (
+    Panel("grad_vs_time", "Gradient reaching each time step",
+          "Read it right to left: the loss enters at the last step, and the curve shows how much of its gradient is "
+          "left at each earlier step. A straight slope on this log axis is exponential decay (or growth). The black "
+          "dashes are the prediction that tracks the measurement for every cell: the top Lyapunov factor of the step "
+          "Jacobians along this very trajectory. The coloured dashes are textbook approximations, each labelled with "
+          "what it is and how far it misses at step 1.",
+          plots.grad_vs_time, tables.profile),
+    Panel("lyapunov", "How many directions survive: the Lyapunov spectrum",
+          "Each point is one direction of the state and the average factor by which a gradient along it shrinks "
+          "(below 1) or grows (above 1) per step on this trajectory: the finite-time Lyapunov spectrum of the step "
+          "Jacobians, computed by repeated QR. The top factor is the slope of the panel above; the rest says how "
+          "many independent directions still carry gradient back to step 1. For the LSTM the state is the pair "
+          "(h_t, c_t), so it has twice as many directions.",
+          plots.lyapunov, tables.lyapunov),
+    Panel("cell_paths", "LSTM: the cell path and the way back through the gates",
+          "The LSTM's cell-state gradient comes back two ways: along the cell alone, multiplied by the forget gate "
+          "at every step (the direct path), and through the hidden state into the gates (the rest). Both are "
+          "measured; as vectors they add up to the total. The product of forget gates predicts the direct path "
+          "only, so it explains the total only where the direct path dominates.",
+          plots.cell_paths, tables.cell_paths, cells=("lstm",)),
+    Panel("grad_x", "Gradient reaching the input",
+          "Whether a network can learn a lag is a question about its input: how much gradient reaches x_t at the "
+          "steps that hold the information (grey bars: how many sequences of the batch have it at that step). Where "
+          "the curve is orders of magnitude below its value near the loss, training gets almost no signal from "
+          "those inputs.",
+          plots.grad_x, tables.grad_x),
+    Panel("whh_share", "Which steps the weight update hears",
+          "Each step t adds one term to the gradient of the recurrent matrix, (dL/da_t)^T h_(t-1). The curve is "
+          "each term's norm as a share of the sum of their norms: where it falls steeply away from the loss, the "
+          "update is built from the last few steps, however long the sequence.",
+          plots.whh_share, tables.whh_share),
+    Panel("grad_over_training", "Gradient profile over training",
+          "Each row is the gradient profile of the fixed probe batch, taken every few training steps. Dark columns "
+          "on the left mean the early steps still receive almost no gradient.",
+          plots.grad_over_training, tables.grad_over_training, training=True),
+    Panel("learning", "Learning curves",
+          "Training loss on a fresh batch at every step, with its running mean. The dotted lines are the task's "
+          "reference losses: a constant prediction (no memory at all) and, for the adding problem, remembering only "
+          "one of the two values. A cell that stays on the upper line has not learned the long-range dependency.",
+          plots.learning, tables.learning, training=True),
+    Panel("clipping", "Gradient norm before clipping",
+          "The global gradient norm at every training step, before clipping, against the threshold. Steps above the "
+          "line were rescaled to it (norm clipping, Pascanu et al. 2013); isolated spikes are the exploding gradients "
+          "met during training.",
+          plots.clipping, tables.learning, training=True),
+    Panel("gates", "LSTM gates",
+          "The LSTM's input, forget and output gates on the first probe sequence, and their means over time. The "
+          "forget gate scales the cell state, and along the direct cell path its gradient, at every step; the "
+          "product of f over time (bottom right) is what that path alone would carry back.",
+          plots.gates, tables.gates, cells=("lstm",)),
+    Panel("spectrum", "Spectrum of the recurrent matrix",
+          "The eigenvalues and singular values of W_hh alone, per gate block for the LSTM. They describe the "
+          "gradient only in special cases: rho^k is a linear RNN's long-run rate, and for a tanh or ReLU RNN "
+          "sigma_max < 1 guarantees vanishing (Pascanu et al. 2013). Along a real trajectory the nonlinearity's "
+          "slopes change the picture, which is why the Lyapunov spectrum, not this one, predicts the measured rate.",
+          plots.spectrum, tables.spectrum),
+    Panel("unrolled", "The network unrolled in time",
+          "Each circle is a hidden state h_t (and, for the LSTM, a cell state c_t), coloured by the gradient that "
+          "reaches it: the whiteboard picture of backpropagation through time.",
+          plots.unrolled, tables.unrolled),
+)
+BY_NAME = {p.name: p for p in PANELS}
+
+
+def shown(records: dict, trained: bool) -> list[Panel]:
+    """The panels these records can fill: training panels only after training, cell-specific ones when their cell
+    is present."""
+    present = {c for c, r in records.items() if r is not None}
+    return [p for p in PANELS if (trained or not p.training) and present & set(p.cells)]
+
+
+def figure(name: str, records: dict, style: plots.Style = plots.Style()) -> go.Figure:
+    """The panel's figure with its title: records are Runs for training panels, Probes or Runs otherwise."""
+    p = BY_NAME[name]
+    fig = p.figure(records, style)
+    fig.update_layout(title=dict(text=p.title, x=0.01))
+    return fig
+
+
+def table(name: str, records: dict):
+    return BY_NAME[name].table(records)
