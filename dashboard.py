@@ -262,7 +262,10 @@ def share_url(cfg: Config, mode: str, lecture: bool) -> str:
 def diagnosis_line(records: dict) -> str:
     parts = []
     for cell, rec in records.items():
-        parts.append(f"**{plots.NAMES[cell]}**: {analysis.summary(rec.latest)['diagnosis'][1]}.")
+        sm = analysis.summary(rec.latest)
+        cell_state = f"; cell state: {sm['diagnosis_c'][1]}" if "diagnosis_c" in sm else ""
+        parts.append(f"**{plots.NAMES[cell]}**: hidden state: {sm['diagnosis'][1]}{cell_state}."
+                     if cell_state else f"**{plots.NAMES[cell]}**: {sm['diagnosis'][1]}.")
     return " ".join(parts)
 
 
@@ -310,11 +313,13 @@ def scene_ui(scene, cfg: Config, probes: dict, runs: dict | None) -> None:
                 "scene is told by the training, and its numbers appear when it is done.")
         return
     f = scenes.facts(probes if not runs else runs, runs)
-    changed = [c.label for c in CONTROLS if getattr(cfg, c.key) != getattr(scene.config, c.key)]
-    lines = [f"**{scene.title}.** {scenes.say(scene, f)}"]
-    if changed:
-        lines.append(f"*You changed {', '.join(changed)} since the scene began: every number and check here is "
-                     "re-measured on this view.*")
+    # the seed is not a setting of the story: its claims are checked over seeds (tests/test_scenes.py)
+    changed = [c.label for c in CONTROLS if c.key != "seed" and getattr(cfg, c.key) != getattr(scene.config, c.key)]
+    if changed:  # the story's words are about the scene's own settings: here only the checks are re-measured
+        lines = [f"**{scene.title}.** You changed {', '.join(changed)}: its story is about its own settings; "
+                 "its claims, re-measured on this view:"]
+    else:
+        lines = [f"**{scene.title}.** {scenes.say(scene, f)}"]
     for claim, ok in scenes.check(scene, f):
         lines.append(f"- {':material/check_circle:' if ok else ':material/cancel:'} {scenes.say(scene, f, claim.text)}"
                      + ("" if ok else " (not on this view)"))

@@ -14,6 +14,7 @@ import gradlab  # noqa: E402
 from gradlab import scenes  # noqa: E402
 
 START, END = "<!-- headline: start (docs/headline.py writes this block) -->", "<!-- headline: end -->"
+SWEEP_START, SWEEP_END = "<!-- sweep: start (docs/headline.py writes this block) -->", "<!-- sweep: end -->"
 
 
 def block() -> str:
@@ -30,7 +31,8 @@ def block() -> str:
              "|---|---:|---:|",
              f"| gradient reaching step 1 / at the loss step, ‖dL/dh_1‖ / ‖dL/dh_T‖ | {f['rnn_ratio']:.1e} | "
              f"{f['lstm_ratio']:.1e} |",
-             f"| measured average factor per step | {f['rnn_rate']:.3f} | {f['lstm_rate']:.3f} |",
+             f"| measured average factor per step (RNN: on ‖dL/dh_t‖; LSTM: on the cell state's ‖dL/dc_t‖) | "
+             f"{f['rnn_rate']:.3f} | {f['lstm_rate']:.3f} |",
              f"| top Lyapunov factor (the prediction) | {f['rnn_lyap']:.3f} | {f['lstm_lyap']:.3f} |",
              f"| spectral radius of W_hh | {f['rnn_rho']:.3f} | |",
              f"| cell state, ‖dL/dc_1‖ / ‖dL/dc_T‖ | | {f['lstm_c_ratio']:.1e} |",
@@ -41,5 +43,28 @@ def block() -> str:
     return "\n".join(lines)
 
 
+def sweep_block() -> str:
+    """What the shipped trainability map shows, from the file itself."""
+    from gradlab import sweep
+    df = sweep.load(str(Path(__file__).resolve().parent.parent / "gradlab" / "data" / "sweep_adding.parquet"))
+    solved = df.groupby(["cell", "seq_len"]).solved.mean()
+    gains = df.init_scale.nunique()
+    words = []
+    for cell, name in (("rnn", "the RNN"), ("lstm", "the LSTM")):
+        s = solved[cell]
+        everywhere = [T for T, v in s.items() if v == 1.0]
+        partly = [f"T = {T} at {round(v * gains)} of {gains} gains" for T, v in s.items() if 0 < v < 1]
+        words.append(f"{name} learns it at every gain up to T = {max(everywhere)}"
+                     + (f" and at {', '.join(partly)}" if partly else ""))
+    Ts = ", ".join(str(T) for T in sorted(df.seq_len.unique()))
+    scales = ", ".join(f"{g:g}" for g in sorted(df.init_scale.unique()))
+    return "\n".join([SWEEP_START,
+                      f"The shipped sweep (`gradlab/data/sweep_adding.parquet`: T in {{{Ts}}} x gain in {{{scales}}}, "
+                      f"{df.seed.nunique()} seed per point, {int(df.steps_done.max())} updates): "
+                      + "; ".join(words) + ".", SWEEP_END])
+
+
 if __name__ == "__main__":
     print(block())
+    print()
+    print(sweep_block())

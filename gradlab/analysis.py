@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lyapunov import lyapunov, mean_rate, step_jacobians  # noqa: F401 (the exact theory, public here)
+from .lyapunov import lyapunov, mean_rate, sequences_used, step_jacobians  # noqa: F401 (the exact theory, public here)
 
 # |phi'| <= gamma for each nonlinearity (Pascanu, Mikolov & Bengio 2013). The LSTM's gates are sigmoids (1/4).
 GAMMA = {"tanh": 1.0, "relu": 1.0, "linear": 1.0, "sigmoid": 0.25}
@@ -142,7 +142,8 @@ def diagnose(g: np.ndarray, y_mask: np.ndarray | None = None, dtype: str = "floa
         return "vanishing", f"vanishing: the gradient from step 1 is {r:.0e} of the gradient at step {T}"
     if r > EXPLODING_ABOVE:
         return "exploding", f"exploding: the gradient from step 1 is {r:.0e} times the gradient at step {T}"
-    return "preserved", f"preserved: the gradient from step 1 is {r:.2g} times the gradient at step {T}"
+    return "preserved", (f"within a factor of a thousand: the gradient from step 1 is {r:.2g} times the gradient at "
+                         f"step {T}")
 
 
 def flag_sentences(nonfinite: dict, T: int) -> list[str]:
@@ -218,6 +219,10 @@ def summary(p) -> dict:
     on = gc if p.cell == "lstm" and gc is not None else g
     out["rate_on"] = "grad_c_norm" if on is gc else "grad_h_norm"
     out["lyapunov"] = lyapunov(p)
+    out["lyapunov_sequences"] = sequences_used(p)
+    if gc is not None:  # the LSTM's other state: its own verdict, said beside the hidden state's
+        single = None if not out.get("last_only") else _single(p.y_mask, end)
+        out["diagnosis_c"] = diagnose(gc, single if single is not None else p.y_mask, dtype, p.nonfinite)
     out["mean_rate"] = mean_rate(on, end)
     with np.errstate(all="ignore"):
         out["ratio"] = float(g[0] / g[end]) if g[end] else float("nan")
@@ -241,14 +246,24 @@ def _power_curve(g: np.ndarray, factor: float, end: int) -> np.ndarray:
         return g[end] * factor ** k
 
 
-def update_window(contrib: np.ndarray, end: int, share: float = 0.99) -> int:
-    """The fewest steps back from the loss (end, end-1, ...) whose terms of dL/dW_hh carry `share` of the sum of
-    their norms: how far back the weight update "hears". A share of norms, not of the vector sum (terms can cancel)."""
-    w = np.nan_to_num(np.asarray(contrib[:end + 1], dtype=np.float64)[::-1], nan=0.0, posinf=0.0)
+def update_window(contrib: np.ndarray, end: int, share: float = 0.99) -> tuple[str, int]:
+    """Where the weight update "hears": ("last", k) when the k steps just before the loss (end, end-1, ...) carry
+    `share` of the sum of the norms of the terms of dL/dW_hh, or ("first", k) when the first k steps do with fewer
+    steps (an exploding gradient weights the earliest steps most). A share of norms, not of the vector sum (terms can
+    cancel). Step 0's term is 0 (h_(-1) = 0) and is not counted."""
+    w = np.nan_to_num(np.asarray(contrib[1:end + 1], dtype=np.float64), nan=0.0, posinf=0.0)
     total = w.sum()
     if not total > 0:
-        return 0
-    return int(np.searchsorted(np.cumsum(w) / total, share) + 1)
+        return "last", 0
+    last = int(np.searchsorted(np.cumsum(w[::-1]) / total, share) + 1)
+    first = int(np.searchsorted(np.cumsum(w) / total, share) + 1)
+    return ("first", first) if first < last else ("last", last)
+
+
+def _single(y_mask, end: int) -> np.ndarray:
+    m = np.zeros(np.shape(y_mask))
+    m[end] = 1.0
+    return m
 
 
 def surviving(factors: np.ndarray, T: int, floor: float = VANISHING_BELOW) -> int:

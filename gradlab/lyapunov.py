@@ -1,5 +1,5 @@
 """The finite-time Lyapunov spectrum of a probe's recurrence: how fast each direction of the state grows or shrinks
-per step along the actual trajectory, of which the top one is the rate the gradient follows.
+per step along the actual trajectory, of which the top one is the rate a generic gradient follows along one sequence.
 
 The state is s_t = h_t for the RNN (n = H) and s_t = (h_t, c_t) for the LSTM (n = 2H); J_t = ds_t/ds_{t-1} is the
 exact Jacobian of one step at the recorded trajectory (t = 1..T-1). BPTT carries dL/ds back by J_t^T, and the
@@ -8,7 +8,7 @@ the spectrum of the gradient's decay.
 
 `lyapunov` returns per-step factors exp(lambda_i) (< 1 shrinks, > 1 grows, like analysis.fit_rate), computed with
 Benettin's QR re-orthonormalisation: Q_t R_t = qr(J_t Q_{t-1}), lambda_i = (1/(T-1)) sum_t log|R_t[i, i]|.
-This is exact, not an approximation: J_{T-1}...J_1 Q_0 = Q_{T-1} (R_{T-1}...R_1) is the QR of the product, and the
+The QR recursion adds no error: J_{T-1}...J_1 Q_0 = Q_{T-1} (R_{T-1}...R_1) is the QR of the product, and the
 diagonal of a product of triangular matrices is the product of their diagonals; the re-orthonormalisation only
 keeps every step's numbers O(1), so T = 1000 is as accurate as T = 10. (At finite T these are the QR factors of the
 product, which tend to its singular values' per-step rates as T grows; they are not equal to them at small T.)
@@ -59,6 +59,11 @@ def _count(v, name: str, most: int) -> int:
 def _chosen(probe, sequences) -> int:
     B = probe.h.shape[1]
     return B if sequences is None else _count(sequences, "sequences", B)
+
+
+def sequences_used(probe) -> int:
+    """How many of the batch's sequences `lyapunov(probe)` averages by default (said on every figure)."""
+    return _auto(probe)
 
 
 def _auto(probe, m: int | None = None) -> int:

@@ -32,22 +32,25 @@ PANELS: tuple[Panel, ...] = (
     Panel("grad_vs_time", "Gradient reaching each time step",
           "Read it right to left: the loss enters at the last step, and the curve shows how much of its gradient is "
           "left at each earlier step. A straight slope on this log axis is exponential decay (or growth). The black "
-          "dashes are the prediction that tracks the measurement for every cell: the top Lyapunov factor of the step "
-          "Jacobians along this very trajectory. The coloured dashes are textbook approximations, each labelled with "
-          "what it is and how far it misses at step 1.",
+          "dashes are the prediction: the top Lyapunov factor of the step Jacobians along this very trajectory, "
+          "averaged over (some of) the batch's sequences. Where the sequences behave alike it matches the measured "
+          "slope closely. It can miss two ways, and the legend shows by how much: the batch's gradient follows its "
+          "slowest-decaying sequences (the prediction is then too steep), or the top direction is one the loss "
+          "cannot reach, such as an LSTM cell whose saturated tanh(c) hides it from the output (too flat). The coloured dashes are textbook approximations, each labelled "
+          "with what it is and how far it misses at step 1.",
           plots.grad_vs_time, tables.profile),
     Panel("lyapunov", "How many directions survive: the Lyapunov spectrum",
           "Each point is one direction of the state and the average factor by which a gradient along it shrinks "
           "(below 1) or grows (above 1) per step on this trajectory: the finite-time Lyapunov spectrum of the step "
           "Jacobians, computed by repeated QR. The top factor is the slope of the panel above; the rest says how "
-          "many independent directions still carry gradient back to step 1. For the LSTM the state is the pair "
+          "many independent directions of the early state can still reach the loss. For the LSTM the state is the pair "
           "(h_t, c_t), so it has twice as many directions.",
           plots.lyapunov, tables.lyapunov),
     Panel("cell_paths", "LSTM: the cell path and the way back through the gates",
           "The LSTM's cell-state gradient comes back two ways: along the cell alone, multiplied by the forget gate "
           "at every step (the direct path), and through the hidden state into the gates (the rest). Both are "
-          "measured; as vectors they add up to the total. The product of forget gates predicts the direct path "
-          "only, so it explains the total only where the direct path dominates.",
+          "measured; as vectors they add up to the total. The product of forget gates (averaged over units) "
+          "approximates the direct path only, so it explains the total only where the direct path dominates.",
           plots.cell_paths, tables.cell_paths, cells=("lstm",)),
     Panel("grad_x", "Gradient reaching the input",
           "Whether a network can learn a lag is a question about its input: how much gradient reaches x_t at the "
@@ -56,7 +59,8 @@ PANELS: tuple[Panel, ...] = (
           "those inputs.",
           plots.grad_x, tables.grad_x),
     Panel("whh_share", "Which steps the weight update hears",
-          "Each step t adds one term to the gradient of the recurrent matrix, (dL/da_t)^T h_(t-1). The curve is "
+          "Each step t adds one term to the gradient of the recurrent matrix, (dL/da_t)^T h_(t-1), where a_t is the "
+          "step's pre-activation. The curve is "
           "each term's norm as a share of the sum of their norms: where it falls steeply away from the loss, the "
           "update is built from the last few steps, however long the sequence.",
           plots.whh_share, tables.whh_share),
@@ -71,8 +75,8 @@ PANELS: tuple[Panel, ...] = (
           plots.learning, tables.learning, training=True),
     Panel("clipping", "Gradient norm before clipping",
           "The global gradient norm at every training step, before clipping, against the threshold. Steps above the "
-          "line were rescaled to it (norm clipping, Pascanu et al. 2013); isolated spikes are the exploding gradients "
-          "met during training.",
+          "line were rescaled to it (norm clipping, Pascanu et al. 2013); spikes are steps where the gradient "
+          "exploded.",
           plots.clipping, tables.learning, training=True),
     Panel("gates", "LSTM gates",
           "The LSTM's input, forget and output gates on the first probe sequence, and their means over time. The "

@@ -113,10 +113,11 @@ def _edge_markers(fig, t, g, yr, color, col, style, what):
 
 
 def off_label(x: float) -> str:
-    """How far a curve is from the measurement at step 1, in words: 'x1.02 at step 1' (1 = exact)."""
+    """How far a curve is from the measurement at step 1, in words: '1.02 times the measurement at step 1'."""
     if not np.isfinite(x) or x <= 0:
         return "not comparable at step 1"
-    return f"x{x:.2f} at step 1" if 0.1 <= x <= 10 else f"x{x:.0e} at step 1".replace("e+0", "e+").replace("e-0", "e-")
+    v = f"{x:.2f}" if 0.1 <= x <= 10 else f"{x:.0e}".replace("e+0", "e+").replace("e-0", "e-")
+    return f"{v} times measured, at step 1"
 
 
 def theory_names(p, sm: dict) -> dict[str, str]:
@@ -126,16 +127,18 @@ def theory_names(p, sm: dict) -> dict[str, str]:
     if len(sm["lyapunov"]):
         err = sm["lyapunov"][0] / sm["mean_rate"] - 1 if sm["mean_rate"] > 0 else np.nan
         on = "||dL/dc_t||" if sm["rate_on"] == "grad_c_norm" else "||dL/dh_t||"
-        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3f} per step "
-                                    f"(measured on {on}: {sm['mean_rate']:.3f}, {err:+.1%})")
+        k, B = sm["lyapunov_sequences"], p.h.shape[1]
+        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3f}/step ({k} of {B} "
+                                    f"sequences); measured {sm['mean_rate']:.3f}/step on {on} ({err:+.1%}/step; "
+                                    f"{off_label(off.get('theory_lyapunov', np.nan))})")
     if p.cell == "rnn":
         sp = analysis.spectrum(p.params["weight_hh_l0"])
-        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: linear-RNN asymptote "
+        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: a linear RNN's (no tanh) long-run rate "
                                f"({off_label(off.get('theory_rho', np.nan))})")
         names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}: Pascanu's upper bound "
                                      f"({off_label(off.get('theory_sigma_max', np.nan))})")
     else:
-        names["theory_cell_path"] = ("product of forget gates: the direct cell path alone, on ||dL/dc_t|| "
+        names["theory_cell_path"] = ("product of forget gates (unit mean): approximates the direct cell path alone "
                                      f"({off_label(off.get('theory_cell_path', np.nan))})")
     return names
 
@@ -182,8 +185,8 @@ def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
         f = factors[c]
         state = "(h_t, c_t)" if c == "lstm" else "h_t"
         fig.add_trace(go.Scatter(x=np.arange(1, len(f) + 1) / max(len(f), 1), y=_positive(f), mode="lines+markers",
-                                 name=f"{NAMES[c]}, state {state} ({len(f)} directions): top {f[0]:.3f}, median "
-                                      f"{np.median(f):.3f} per step", line=dict(color=COLORS[c], width=style.line),
+                                 name=f"{NAMES[c]}, state {state} ({len(f)} directions): top {f[0]:.3g}, median "
+                                      f"{np.median(f):.2g} per step", line=dict(color=COLORS[c], width=style.line),
                                  marker=dict(size=3 + style.line), customdata=np.arange(1, len(f) + 1),
                                  hovertemplate="direction %{customdata}: %{y:.4f} per step<extra></extra>"))
     fig.add_hline(y=1.0, line=dict(color=INK, width=1))
@@ -264,9 +267,10 @@ def whh_share(records: dict, style: Style = Style()) -> go.Figure:
         end = analysis.summary(p)["end"]
         with np.errstate(all="ignore"):
             share = w / np.nansum(np.where(np.isfinite(w), w, 0.0))
-        k = analysis.update_window(w, end)
+        side, k = analysis.update_window(w, end)
         t = np.arange(1, len(w) + 1)
-        _line(fig, t, share, f"{NAMES[c]}: the last {k} steps before the loss carry 99% of it", COLORS[c], style, col)
+        where = f"the last {k} steps before the loss" if side == "last" else f"the first {k} steps"
+        _line(fig, t, share, f"{NAMES[c]}: {where} carry 99% of it", COLORS[c], style, col)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_yaxes(title_text="share of the update's terms", row=1, col=1)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import analysis
+from . import analysis, cells
 from .config import Config
 from .tasks import baselines, information
 
@@ -43,6 +43,18 @@ class Scene:
     claims: tuple[Claim, ...] = ()
     train: bool = False
     try_next: str = ""  # what to change next, in words
+
+
+VERDICTS = {"vanishing": "vanishes", "exploding": "explodes", "preserved": "stays within a factor of a thousand",
+            "underflow": "vanishes to exactly zero", "overflow": "overflows", "zero": "gets no gradient"}
+
+
+def _orthogonal_top(cfg: Config) -> float:
+    """The top Lyapunov factor of the RNN of cfg with an orthogonal matrix of the same scale (the orthogonal scene's
+    contrast: "a Gaussian matrix sends its top direction about as far"); computed only when that claim is checked."""
+    from .probe import probe  # the scene's own comparison view
+    q = probe(cfg.replace(cell="rnn", init="orthogonal"))
+    return float(analysis.summary(q)["lyapunov"][0])
 
 
 def _ratio(g: np.ndarray, end: int) -> float:
@@ -90,11 +102,14 @@ def facts(records: dict, runs: dict | None = None) -> dict:
             with np.errstate(all="ignore"):
                 flip = np.mean(np.sign(half[1:]) == -np.sign(half[:-1])) if len(half) > 1 else float("nan")
             f.update(rnn_rho=float(sp["rho"][0]), rnn_sigma_max=float(sp["sigma_max"][0]), rnn_pattern=pattern(h),
+                     rnn_slope=float(np.mean(cells.rnn_factors(h, p.nonlinearity))),
+                     rnn_config=p.config,
                      rnn_saturated=float(np.mean(np.abs(h) > SATURATED)), rnn_flip=float(flip),
                      rnn_max_h=float(np.max(np.abs(h))))
         else:
             gc = p.grad_c_norm_last if sm.get("last_only") else p.grad_c_norm
             f["lstm_c_ratio"] = _ratio(gc, end)
+            f["lstm_verdict"] = VERDICTS.get(sm["diagnosis"][0], sm["diagnosis"][0])
             direct = getattr(p, "grad_c_direct_norm", None)
             if direct is not None and not sm.get("last_only"):
                 with np.errstate(all="ignore"):
@@ -113,16 +128,18 @@ def facts(records: dict, runs: dict | None = None) -> dict:
 
 
 def pattern(h: np.ndarray, most: int = 8, close: float = 0.1, share: float = 0.9) -> str:
-    """Where the state settles in the second half, in words: "a fixed point", "a cycle of period k" (the smallest
-    k <= most with ||h_t - h_(t-k)|| < close ||h_t|| for `share` of the steps and sequences) or "no short cycle"."""
+    """Where the state settles in the second half, as a verb phrase: "settles onto a fixed point", "settles into a
+    cycle of period k" (the smallest
+    k <= most with ||h_t - h_(t-k)|| < close ||h_t|| for `share` of the steps and sequences) or "does not settle
+    into a short cycle"."""
     half = np.asarray(h[len(h) // 2:], dtype=np.float64)
     with np.errstate(all="ignore"):
         size = np.linalg.norm(half, axis=-1)
         for k in range(1, min(most, len(half) - 1) + 1):
             near = np.linalg.norm(half[k:] - half[:-k], axis=-1) < close * size[k:]
             if near.mean() >= share:
-                return "a fixed point" if k == 1 else f"a cycle of period {k}"
-    return "no short cycle"
+                return "settles onto a fixed point" if k == 1 else f"settles into a cycle of period {k}"
+    return "does not settle into a short cycle"
 
 
 def say(scene: Scene, f: dict, text: str | None = None) -> str:
@@ -162,53 +179,58 @@ def check(scene: Scene, f: dict) -> list[tuple[Claim, bool]]:
 SCENES = [
     Scene("vanishing", "The vanishing gradient",
           "Both cells start from PyTorch's default initialisation, except the LSTM's forget bias, which is "
-          "{lstm_bf:g} as Jozefowicz et al. recommend (PyTorch leaves it at zero). They read the same {T}-step "
-          "adding problem. Going back from the loss, the RNN's gradient shrinks by about {rnn_rate:.2f} per step, "
-          "close to its matrix's spectral radius {rnn_rho:.2f}, so the first step gets {rnn_ratio:.0e} of it. The "
-          "LSTM's cell-state gradient shrinks more slowly, {lstm_rate:.2f} per step, but the first step still gets "
-          "only {lstm_c_ratio:.0e}: at initialisation both vanish, and the initialisation sets the rate. The black dashes, "
-          "each cell's top Lyapunov factor ({rnn_lyap:.3f} and {lstm_lyap:.3f}), predict both slopes.",
+          "{lstm_bf:g} as Jozefowicz et al. recommend (PyTorch's is zero on average). They read the same {T}-step "
+          "adding problem. Going back from the loss, the RNN's gradient is multiplied by about {rnn_rate:.2f} at "
+          "every step: at this small initial scale its units work in tanh's near-linear range (mean slope "
+          "{rnn_slope:.2f}), so it behaves almost like a linear RNN and the rate sits just below its matrix's "
+          "spectral radius {rnn_rho:.2f}; the first step gets {rnn_ratio:.0e} of the gradient. The LSTM's "
+          "cell-state gradient is multiplied by {lstm_rate:.2f} per step, and its first step still gets only "
+          "{lstm_c_ratio:.0e} (its hidden state {lstm_ratio:.0e}): at initialisation both vanish, and the "
+          "initialisation sets the rate. The black dashes, each cell's top Lyapunov factor ({rnn_lyap:.3f} and "
+          "{lstm_lyap:.3f}), predict both slopes.",
           Config(),
           claims=(Claim("the RNN's gradient vanishes by the first step",
                         lambda f: f["rnn_ratio"] < analysis.VANISHING_BELOW),
                   Claim("the LSTM's vanishes too, but it keeps many orders of magnitude more than the RNN's",
                         lambda f: f["lstm_ratio"] < analysis.VANISHING_BELOW and f["lstm_ratio"] > 1e6 * f["rnn_ratio"]),
-                  Claim("the RNN's rate is within {tolerance:.0%} of its spectral radius",
-                        lambda f: abs(f["rnn_rate"] / f["rnn_rho"] - 1) < TOLERANCE),
-                  Claim("the top Lyapunov factor predicts both cells' measured rate within {tolerance:.0%}",
+                  Claim("the RNN's rate per step is just below its spectral radius, within {tolerance:.0%}",
+                        lambda f: 1 - TOLERANCE < f["rnn_rate"] / f["rnn_rho"] < 1),
+                  Claim("the top Lyapunov factor is within {tolerance:.0%} of both cells' measured rate per step",
                         lambda f: abs(f["rnn_lyap"] / f["rnn_rate"] - 1) < TOLERANCE
                         and abs(f["lstm_lyap"] / f["lstm_rate"] - 1) < TOLERANCE),
-                  Claim("with orthogonal init the RNN keeps far more of its gradient",
+                  Claim("with {init} init the RNN keeps far more of its gradient",
                         lambda f: f["rnn_ratio"] > 1e-6, contrast={"init": "orthogonal"}),
                   Claim("with forget bias {forget_bias:g} the LSTM's cell state keeps its gradient",
                         lambda f: f["lstm_c_ratio"] > analysis.VANISHING_BELOW, contrast={"forget_bias": 3.0})),
-          try_next="Switch the init to orthogonal, or raise the forget bias to 3: each cell's rate follows its "
-                   "initialisation."),
+          try_next="Switch the init to orthogonal: the RNN keeps far more gradient, mainly because the matrix's scale "
+                   "rises to one (the orthogonal scene shows what orthogonality adds). Or raise the forget bias to 3."),
     Scene("exploding", "The exploding gradient",
           "A tanh RNN whose recurrent weights are Gaussian with spectral radius {rnn_rho:.2f}. Its state stays "
-          "bounded by tanh and the loss is finite ({rnn_loss:.2f}), yet going back the gradient grows by "
-          "{rnn_rate:.2f} per step, to {rnn_ratio:.0e} times its size at the loss by the first step. The network "
-          "is chaotic: nearby states drift apart, and the backward pass measures that drift (top Lyapunov factor "
-          "{rnn_lyap:.3f}). This is why training clips gradients (Pascanu, Mikolov and Bengio). The LSTM built from "
-          "the same Config ends within a factor of {lstm_ratio:.2g} of its gradient at the loss.",
+          "bounded by tanh and the loss is finite ({rnn_loss:.2f}), yet going back the gradient is multiplied by "
+          "{rnn_rate:.2f} at every step, to {rnn_ratio:.0e} times its size at the loss by the first step. The "
+          "network is chaotic: nearby states drift apart, and the backward pass measures that drift (top Lyapunov "
+          "factor {rnn_lyap:.3f}). This is why training clips gradients (Pascanu, Mikolov and Bengio). The LSTM "
+          "with the same initialisation grows too, more slowly (top Lyapunov factor {lstm_lyap:.3f}): over {T} "
+          "steps its hidden-state gradient ends {lstm_ratio:.2g} times its size at the loss, short of the "
+          "thousandfold line this tool calls exploding.",
           Config(init="gaussian", init_scale=2.0),
           claims=(Claim("the RNN's gradient explodes going back", lambda f: f["rnn_ratio"] > analysis.EXPLODING_ABOVE),
                   Claim("its forward pass stays bounded: every |h| below one, a finite loss",
                         lambda f: f["rnn_max_h"] < 1.0 and np.isfinite(f["rnn_loss"])),
-                  Claim("the top Lyapunov factor predicts the RNN's measured rate within {tolerance:.0%}",
+                  Claim("the top Lyapunov factor is within {tolerance:.0%} of the RNN's measured rate per step",
                         lambda f: abs(f["rnn_lyap"] / f["rnn_rate"] - 1) < TOLERANCE),
-                  Claim("the LSTM neither vanishes nor explodes here",
+                  Claim("the LSTM stays within a factor of a thousand here",
                         lambda f: analysis.VANISHING_BELOW < f["lstm_ratio"] < analysis.EXPLODING_ABOVE),
                   Claim("at init scale {init_scale:g} the same RNN vanishes instead",
                         lambda f: f["rnn_ratio"] < analysis.VANISHING_BELOW, contrast={"init_scale": 0.5})),
           try_next="Lower the init scale to 0.5 and the same network vanishes instead."),
-    Scene("saturation", "Saturation does not decide: contraction does",
+    Scene("saturation", "Saturated units do not decide: the trajectory does",
           "With only {H} units and a large gain (spectral radius {rnn_rho:.1f}), {rnn_saturated:.0%} of the "
-          "state's values sit on the flat ends of tanh (|h| > {saturated_at}); on this view the state settles into "
-          "{rnn_pattern}. The dynamics contract: nearby states are pulled together (top Lyapunov factor "
-          "{rnn_lyap:.2g}), and the gradient dies out with them: at the first step it is {rnn_ratio_words} of its "
-          "size at the loss. The LSTM beside it, with the same gain, goes either way depending on the seed: "
-          "{lstm_ratio:.0e} here.",
+          "state's values sit on the flat ends of tanh (|h| > {saturated_at}). With so few units the state is "
+          "attracted: on this view it {rnn_pattern}. Along an attracting trajectory the step Jacobians contract "
+          "(top Lyapunov factor {rnn_lyap:.2g}), so the gradient dies out: at the first step it is "
+          "{rnn_ratio_words} of its size at the loss. The LSTM beside it, with the same gain, "
+          "{lstm_verdict} on this seed: its first step gets {lstm_ratio:.0e} times the gradient at the loss.",
           Config(init="gaussian", init_scale=10.0, hidden=6),
           claims=(Claim("the RNN's gradient vanishes", lambda f: f["rnn_ratio"] < analysis.VANISHING_BELOW),
                   Claim("most of the RNN's values are saturated", lambda f: f["rnn_saturated"] > 0.5),
@@ -218,33 +240,40 @@ SCENES = [
                         contrast={"hidden": 64})),
           try_next="Raise the hidden units to 64: the same gain saturates the units as much, but the network is "
                    "chaotic and the gradient explodes."),
-    Scene("orthogonal", "Orthogonal initialisation keeps every direction",
-          "Orthogonal and Gaussian recurrent matrices of the same scale send one gradient back about equally far "
-          "(here the first step gets {rnn_ratio:.0e}); the difference is in all the other directions. Through "
-          "this orthogonal RNN the median direction shrinks by {rnn_median:.3f} per step against {rnn_lyap:.3f} for "
-          "the top one: every direction loses gradient only through the tanh slopes, so all of them reach the first "
-          "step alike. The Lyapunov panel shows the whole spectrum.",
+    Scene("orthogonal", "Orthogonal initialisation treats every direction alike",
+          "An orthogonal matrix has all its singular values equal ({rnn_sigma_max:.2f}), so each step shrinks every "
+          "direction only through the tanh slopes: the median direction is multiplied by {rnn_median:.3f} per step "
+          "against {rnn_lyap:.3f} for the top one. All directions shrink nearly together (here the first step gets "
+          "{rnn_ratio:.0e} of the gradient). A Gaussian matrix of the same scale sends its top direction back about "
+          "as far, but its median direction shrinks much faster: the Lyapunov panel shows the whole spectrum.",
           Config(init="orthogonal"),
           claims=(Claim("the RNN's median direction shrinks almost as slowly as its top one",
                         lambda f: f["rnn_median"] > 0.9 * f["rnn_lyap"]),
-                  Claim("a Gaussian matrix of the same scale has a median direction far below its top one",
-                        lambda f: f["rnn_median"] < 0.85 * f["rnn_lyap"], contrast={"init": "gaussian"})),
+                  Claim("a {init} matrix of the same scale has a median direction far below its top one",
+                        lambda f: f["rnn_median"] < 0.85 * f["rnn_lyap"], contrast={"init": "gaussian"}),
+                  Claim("a {init} matrix of the same scale has a top factor about as large",
+                        lambda f: f["rnn_lyap"] > 0.95 * _orthogonal_top(f["rnn_config"]), contrast={"init": "gaussian"})),
           try_next="Switch the init to gaussian at the same scale and compare the Lyapunov spectra: a few directions "
                    "carry the gradient, the rest vanish fast."),
     Scene("forget-bias", "The LSTM vanishes too, unless its gates are set to remember",
-          "Over {T} steps the LSTM's cell state carries its gradient back through the forget gates. At PyTorch's "
-          "default forget bias of {lstm_bf:g} the gates sit near {lstm_f:.2f} on average, and the cell-state "
-          "gradient reaching the first step is {lstm_c_ratio:.0e} of the loss step's ({lstm_rate:.3f} per step).",
+          "Over {T} steps, with forget bias {lstm_bf:g}, the forget gates average {lstm_f:.2f}, so the cell path "
+          "alone would multiply the gradient by about that at every step. The cell-state gradient is in fact "
+          "multiplied by {lstm_rate:.3f} per step: almost all of it comes back through the previous hidden state "
+          "into the gates (the direct cell path is {lstm_direct_share:.0e} of it at the first step; see the "
+          "cell-paths panel). The first cell state gets {lstm_c_ratio:.0e} of the loss step's gradient.",
           Config(seq_len=1000, forget_bias=0.0),
           claims=(Claim("the LSTM's cell-state gradient vanishes over the sequence",
                         lambda f: f["lstm_c_ratio"] < analysis.VANISHING_BELOW),
+                  Claim("at the first step the direct cell path carries almost none of it",
+                        lambda f: f["lstm_direct_share"] < 1e-3),
                   Claim("with forget bias {forget_bias:g} it vanishes too",
                         lambda f: f["lstm_c_ratio"] < analysis.VANISHING_BELOW, contrast={"forget_bias": 1.0}),
-                  Claim("chrono initialisation keeps it", lambda f: f["lstm_c_ratio"] > analysis.VANISHING_BELOW,
+                  Claim("with {init} initialisation the cell state keeps it, along the direct cell path",
+                        lambda f: f["lstm_c_ratio"] > analysis.VANISHING_BELOW and f["lstm_direct_share"] > 0.5,
                         contrast={"init": "chrono"})),
           try_next="Raise the forget bias to 1 (it still vanishes over this length), then pick init chrono, which "
                    "spreads the forget biases over time scales up to T (Tallec and Ollivier): the cell-state "
-                   "gradient survives."),
+                   "gradient survives, and now along the cell path itself."),
     Scene("lstm-learns", "The LSTM learns, the RNN does not",
           "Both cells train on identical batches of the {T}-step adding problem, whose two marked numbers lie up "
           "to {lag_max} steps before the answer. The dotted lines are what a network scores with no memory "
@@ -254,9 +283,11 @@ SCENES = [
           Config(seq_len=50, hidden=16, batch=64, lr=2e-2, steps=800),
           claims=(Claim("the LSTM ends far below both reference lines",
                         lambda f: f["lstm_final"] < 0.5 * f["baseline_low"]),
-                  Claim("the RNN stays on the no-memory line", lambda f: f["rnn_final"] > 0.9 * f["baseline"])),
+                  Claim("the RNN stays on the no-memory line", lambda f: f["rnn_final"] > 0.9 * f["baseline"]),
+                  Claim("at sequence length {seq_len} the RNN learns too",
+                        lambda f: f["rnn_final"] < 0.5 * f["baseline_low"], contrast={"seq_len": 10})),
           train=True,
-          try_next="Shorten the sequence and the RNN learns too; lengthen it and the LSTM needs more updates."),
+          try_next="Shorten the sequence to 10 and the RNN learns too; lengthen it and the LSTM needs more updates."),
 ]
 
 BY_NAME = {s.name: s for s in SCENES}

@@ -47,7 +47,8 @@ def test_default_view_tells_the_vanishing_story():
     # every probe panel of the registry (both cells present), and the shipped trainability map
     assert len(charts(at)) == len(panels.shown({"rnn": 1, "lstm": 1}, trained=False)) + 1
     # the honest default: at initialisation both vanish, the RNN far faster (tests/test_scenes.py over seeds)
-    assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: vanishing" in text(at)
+    assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: hidden state: vanishing" in text(at)
+    assert "; cell state: vanishing" in text(at)  # the LSTM's two states each get their own verdict
     titles = " ".join(a["text"] for a in charts(at)[0]["layout"]["annotations"])
     assert "pytorch init" in titles and "b_f = 1" in titles  # both cells' settings are stated on the figure
     assert len(values(grad_trace(at)["y"])) == 100
@@ -134,7 +135,7 @@ def test_tour_steps_through_scenes():
 
 def test_scene_links():
     at = app(scene="saturation")  # a bare scene link applies the scene's settings
-    assert not at.exception and "Saturation does not decide" in " ".join(i.value for i in at.info)
+    assert not at.exception and "Saturated units do not decide" in " ".join(i.value for i in at.info)
     assert at.select_slider(key="hidden").value == 6 and at.slider(key="init_scale").value == 10.0
     at = app(scene="saturation", hidden="8")  # explicit settings win over the scene's
     assert at.select_slider(key="hidden").value == 8
@@ -200,6 +201,7 @@ def test_a_scene_says_only_what_its_view_measures():
     at.selectbox(key="init").select("orthogonal").run()  # the RNN no longer vanishes by the scene's measure
     info = " ".join(i.value for i in at.info)
     assert "You changed Recurrent init" in info and ":material/cancel:" in info and "not on this view" in info
+    assert f"{f['rnn_ratio']:.0e}" not in info  # the story's words are not put over a view they do not describe
 
 
 def test_every_scene_config_is_reachable_from_the_controls():
