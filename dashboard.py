@@ -92,7 +92,7 @@ def probe_pair(cfg: Config) -> dict:
     return pair
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=8 * len(panels.PANELS), show_spinner=False)  # every panel of the last eight views
 def figure(name: str, cfg: Config, lecture: bool):
     """Figures at initialisation depend only on (panel, Config, style): cache them too."""
     return panels.figure(name, probe_pair(cfg), plots.Style(lecture))

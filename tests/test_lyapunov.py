@@ -233,7 +233,7 @@ def test_auto_keeps_the_work_bounded(monkeypatch):
     from gradlab import lyapunov as module
     p = gradlab.probe(gradlab.Config(cell="lstm", seq_len=1000, batch=2))
     assert module._auto(p) == 1  # LSTM, n = 128: one sequence fills the budget at T = 1000
-    assert module._auto(gradlab.probe(gradlab.Config(seq_len=100))) == 32  # the RNN at T = 100: all of them
+    assert module._auto(gradlab.probe(gradlab.Config(seq_len=100))) == 5  # the RNN at T = 100: five of 32
     small = gradlab.probe(gradlab.Config(seq_len=11, hidden=4, batch=5))
     monkeypatch.setattr(module, "WORK_BUDGET", 2 * 10 * 4 ** 3)  # room for two sequences of 10 steps
     assert module._auto(small) == 2
