@@ -56,11 +56,15 @@ def sweep_block() -> str:
         partly = [f"T = {T} at {round(v * gains)} of {gains} gains" for T, v in s.items() if 0 < v < 1]
         words.append(f"{name} learns it at every gain up to T = {max(everywhere)}"
                      + (f" and at {', '.join(partly)}" if partly else ""))
+    import json
+    cfg = json.loads(df.config.iloc[0])
     Ts = ", ".join(str(T) for T in sorted(df.seq_len.unique()))
     scales = ", ".join(f"{g:g}" for g in sorted(df.init_scale.unique()))
     return "\n".join([SWEEP_START,
                       f"The shipped sweep (`gradlab/data/sweep_adding.parquet`: T in {{{Ts}}} x gain in {{{scales}}}, "
-                      f"{df.seed.nunique()} seed per point, {int(df.steps_done.max())} updates): "
+                      f"{cfg['init']} init, H = {cfg['hidden']}, B = {cfg['batch']}, {cfg['optimizer']} lr {cfg['lr']:g}, "
+                      f"{df.seed.nunique()} seed per point, {int(df.steps_done.max())} updates; \"learns\" is the "
+                      "sweep's `solved`: the final loss below a tenth of the no-memory baseline): "
                       + "; ".join(words) + ".", SWEEP_END])
 
 

@@ -133,8 +133,9 @@ def diagnose(g: np.ndarray, y_mask: np.ndarray | None = None, dtype: str = "floa
         smallest = g[g > 0].min()
         tiny = float(np.finfo(dtype).tiny)
         if smallest < tiny * 1e12:
+            least = float(np.finfo(dtype).smallest_subnormal)
             return "underflow", (f"vanishing: the gradient underflowed to exactly 0 at step {gone + 1} and before, "
-                                 f"below the smallest {dtype} number ({tiny:.0e})")
+                                 f"below the smallest positive {dtype} number ({least:.0e})")
         return "zero", (f"cut off: the gradient is exactly 0 at step {gone + 1} and before: no path carries it there "
                         "(for example W_hh = 0 or dead ReLU units)")
     r = first / last
@@ -234,6 +235,11 @@ def summary(p) -> dict:
         for k, curve in out["curves"].items():
             ref = on if k in ("theory_cell_path", "theory_lyapunov") else g
             out["off_at_1"][k] = float(curve[0] / ref[0]) if ref[0] else float("nan")
+        direct = getattr(p, "grad_c_direct_norm", None)
+        if "theory_cell_path" in out["curves"] and direct is not None and not out.get("last_only"):
+            # what the product approximates: the measured direct path, not the total
+            c = out["curves"]["theory_cell_path"]
+            out["off_at_1"]["theory_cell_path_direct"] = float(c[0] / direct[0]) if direct[0] else float("nan")
     object.__setattr__(p, "_summary", out)
     return out
 

@@ -61,7 +61,7 @@ def summary(p) -> str:
     lines = [what, f"  loss                      {p.loss:.6g}",
              f"  ||dL/dh_t|| at t=1        {g[0]:.3e}", f"  ||dL/dh_t|| at t={end + 1:<9d}{g[end]:.3e}",
              f"  ratio first/loss step     {sm['ratio']:.3e}",
-             f"  measured rate per step    {sm['mean_rate']:.4f}",
+             f"  measured rate per step    {sm['mean_rate']:.4f}  (on ||dL/d{'c' if sm['rate_on'] == 'grad_c_norm' else 'h'}_t||)",
              f"  top Lyapunov factor       {sm['lyapunov'][0]:.4f}  (the prediction)"]
     if p.grad_c_norm is not None:
         lines.append(f"  ||dL/dc_t|| at t=1        {p.grad_c_norm[0]:.3e}")

@@ -34,21 +34,23 @@ PANELS: tuple[Panel, ...] = (
           "left at each earlier step. A straight slope on this log axis is exponential decay (or growth). The black "
           "dashes are the prediction: the top Lyapunov factor of the step Jacobians along this very trajectory, "
           "averaged over (some of) the batch's sequences. Where the sequences behave alike it matches the measured "
-          "slope closely. It can miss two ways, and the legend shows by how much: the batch's gradient follows its "
-          "slowest-decaying sequences (the prediction is then too steep), or the top direction is one the loss "
-          "cannot reach, such as an LSTM cell whose saturated tanh(c) hides it from the output (too flat). The coloured dashes are textbook approximations, each labelled "
+          "slope closely. It can miss two ways, and the legend shows by how much: the batch's gradient follows the "
+          "sequences with the largest factor, so the averaged factor comes out below the measured one; or the top "
+          "direction is one the loss cannot reach, such as an LSTM cell whose saturated tanh(c) hides it from the "
+          "output, so the factor comes out above it. The coloured dashes are textbook approximations, each labelled "
           "with what it is and how far it misses at step 1.",
           plots.grad_vs_time, tables.profile),
     Panel("lyapunov", "How many directions survive: the Lyapunov spectrum",
           "Each point is one direction of the state and the average factor by which a gradient along it shrinks "
           "(below 1) or grows (above 1) per step on this trajectory: the finite-time Lyapunov spectrum of the step "
-          "Jacobians, computed by repeated QR. The top factor is the slope of the panel above; the rest says how "
+          "Jacobians, computed by repeated QR. The top factor is the slope of the black dashes above; the rest says how "
           "many independent directions of the early state can still reach the loss. For the LSTM the state is the pair "
           "(h_t, c_t), so it has twice as many directions.",
           plots.lyapunov, tables.lyapunov),
     Panel("cell_paths", "LSTM: the cell path and the way back through the gates",
           "The LSTM's cell-state gradient comes back two ways: along the cell alone, multiplied by the forget gate "
-          "at every step (the direct path), and through the hidden state into the gates (the rest). Both are "
+          "at every step (the direct path), and along paths that pass through the hidden state at least once (the "
+          "rest). Both are "
           "measured; as vectors they add up to the total. The product of forget gates (averaged over units) "
           "approximates the direct path only, so it explains the total only where the direct path dominates.",
           plots.cell_paths, tables.cell_paths, cells=("lstm",)),
@@ -75,13 +77,14 @@ PANELS: tuple[Panel, ...] = (
           plots.learning, tables.learning, training=True),
     Panel("clipping", "Gradient norm before clipping",
           "The global gradient norm at every training step, before clipping, against the threshold. Steps above the "
-          "line were rescaled to it (norm clipping, Pascanu et al. 2013); spikes are steps where the gradient "
-          "exploded.",
+          "line were rescaled to it when the clipping is by norm (Pascanu et al. 2013); spikes are steps where the "
+          "gradient exploded.",
           plots.clipping, tables.learning, training=True),
     Panel("gates", "LSTM gates",
           "The LSTM's input, forget and output gates on the first probe sequence, and their means over time. The "
           "forget gate scales the cell state, and along the direct cell path its gradient, at every step; the "
-          "product of f over time (bottom right) is what that path alone would carry back.",
+          "product of f over time (bottom right, averaged over batch and units) approximates what that path alone "
+          "would carry back.",
           plots.gates, tables.gates, cells=("lstm",)),
     Panel("spectrum", "Spectrum of the recurrent matrix",
           "The eigenvalues and singular values of W_hh alone, per gate block for the LSTM. They describe the "

@@ -112,12 +112,18 @@ def _edge_markers(fig, t, g, yr, color, col, style, what):
                           row=1, col=col)
 
 
+def _times(x: float) -> str:
+    if x is None or not np.isfinite(x) or x <= 0:
+        return "not comparable:"
+    return f"{x:.2f}" if 0.1 <= x <= 10 else f"{x:.0e}".replace("e+0", "e+").replace("e-0", "e-")
+
+
 def off_label(x: float) -> str:
     """How far a curve is from the measurement at step 1, in words: '1.02 times the measurement at step 1'."""
     if not np.isfinite(x) or x <= 0:
         return "not comparable at step 1"
     v = f"{x:.2f}" if 0.1 <= x <= 10 else f"{x:.0e}".replace("e+0", "e+").replace("e-0", "e-")
-    return f"{v} times measured, at step 1"
+    return f"{v}x measured at step 1"
 
 
 def theory_names(p, sm: dict) -> dict[str, str]:
@@ -128,9 +134,11 @@ def theory_names(p, sm: dict) -> dict[str, str]:
         err = sm["lyapunov"][0] / sm["mean_rate"] - 1 if sm["mean_rate"] > 0 else np.nan
         on = "||dL/dc_t||" if sm["rate_on"] == "grad_c_norm" else "||dL/dh_t||"
         k, B = sm["lyapunov_sequences"], p.h.shape[1]
-        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3f}/step ({k} of {B} "
-                                    f"sequences); measured {sm['mean_rate']:.3f}/step on {on} ({err:+.1%}/step; "
-                                    f"{off_label(off.get('theory_lyapunov', np.nan))})")
+        measured = (f"measured on {on}: {sm['mean_rate']:.3g} ({err:+.1%}; "
+                    f"{_times(off.get('theory_lyapunov', np.nan))}x at step 1)" if np.isfinite(sm["mean_rate"])
+                    else f"measured on {on}: not measurable (it reaches exactly 0)")
+        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step ({k}/{B} seq.); "
+                                    f"{measured}")
     if p.cell == "rnn":
         sp = analysis.spectrum(p.params["weight_hh_l0"])
         names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: a linear RNN's (no tanh) long-run rate "
@@ -138,8 +146,10 @@ def theory_names(p, sm: dict) -> dict[str, str]:
         names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}: Pascanu's upper bound "
                                      f"({off_label(off.get('theory_sigma_max', np.nan))})")
     else:
-        names["theory_cell_path"] = ("product of forget gates (unit mean): approximates the direct cell path alone "
-                                     f"({off_label(off.get('theory_cell_path', np.nan))})")
+        vs_direct = off.get("theory_cell_path_direct")
+        names["theory_cell_path"] = ("forget-gate product (batch/unit mean) ~ direct cell path ("
+                                     + (f"{_times(vs_direct)}x measured direct path, " if vs_direct is not None else "")
+                                     + f"{_times(off.get('theory_cell_path', np.nan))}x total ||dL/dc_t||, at step 1)")
     return names
 
 
@@ -214,7 +224,7 @@ def cell_paths(records: dict, style: Style = Style()) -> go.Figure:
     if direct is not None:
         _line(fig, t, direct, "direct cell path: back through the forget gates only (measured)", THEORY["cell_path"][0],
               style)
-        _line(fig, t, rest, "the rest: back through h_(t-1) into the gates (measured)", "#56B4E9", style)
+        _line(fig, t, rest, "the rest: paths through the hidden state at least once (measured)", "#56B4E9", style)
     sm = analysis.summary(p)
     if "theory_cell_path" in sm["curves"]:
         _line(fig, t, sm["curves"]["theory_cell_path"], "product of forget gates (mean over units) x ||dL/dc_T||",
@@ -270,7 +280,7 @@ def whh_share(records: dict, style: Style = Style()) -> go.Figure:
         side, k = analysis.update_window(w, end)
         t = np.arange(1, len(w) + 1)
         where = f"the last {k} steps before the loss" if side == "last" else f"the first {k} steps"
-        _line(fig, t, share, f"{NAMES[c]}: {where} carry 99% of it", COLORS[c], style, col)
+        _line(fig, t, share, f"{NAMES[c]}: {where} carry 99% of the terms' summed norm", COLORS[c], style, col)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_yaxes(title_text="share of the update's terms", row=1, col=1)

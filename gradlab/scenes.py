@@ -65,7 +65,7 @@ def _ratio(g: np.ndarray, end: int) -> float:
 def _words(r: float, dtype) -> str:
     """A ratio as a narrative says it: '3e-25', or what an exact zero means."""
     if r == 0:
-        return f"exactly zero (it underflowed below the smallest {np.dtype(dtype).name} number)"
+        return f"exactly zero (it underflowed below the smallest positive {np.dtype(dtype).name} number)"
     return f"{r:.0e}"
 
 
@@ -202,8 +202,9 @@ SCENES = [
                         lambda f: f["rnn_ratio"] > 1e-6, contrast={"init": "orthogonal"}),
                   Claim("with forget bias {forget_bias:g} the LSTM's cell state keeps its gradient",
                         lambda f: f["lstm_c_ratio"] > analysis.VANISHING_BELOW, contrast={"forget_bias": 3.0})),
-          try_next="Switch the init to orthogonal: the RNN keeps far more gradient, mainly because the matrix's scale "
-                   "rises to one (the orthogonal scene shows what orthogonality adds). Or raise the forget bias to 3."),
+          try_next="Switch the init to orthogonal: the RNN keeps far more gradient, mainly because the matrix's "
+                   "spectral radius rises to one (the orthogonal scene shows what orthogonality adds). Or raise the "
+                   "forget bias to 3."),
     Scene("exploding", "The exploding gradient",
           "A tanh RNN whose recurrent weights are Gaussian with spectral radius {rnn_rho:.2f}. Its state stays "
           "bounded by tanh and the loss is finite ({rnn_loss:.2f}), yet going back the gradient is multiplied by "
@@ -211,7 +212,7 @@ SCENES = [
           "network is chaotic: nearby states drift apart, and the backward pass measures that drift (top Lyapunov "
           "factor {rnn_lyap:.3f}). This is why training clips gradients (Pascanu, Mikolov and Bengio). The LSTM "
           "with the same initialisation grows too, more slowly (top Lyapunov factor {lstm_lyap:.3f}): over {T} "
-          "steps its hidden-state gradient ends {lstm_ratio:.2g} times its size at the loss, short of the "
+          "steps its cell-state gradient ends {lstm_c_ratio:.2g} times its size at the loss, short of the "
           "thousandfold line this tool calls exploding.",
           Config(init="gaussian", init_scale=2.0),
           claims=(Claim("the RNN's gradient explodes going back", lambda f: f["rnn_ratio"] > analysis.EXPLODING_ABOVE),
@@ -219,27 +220,31 @@ SCENES = [
                         lambda f: f["rnn_max_h"] < 1.0 and np.isfinite(f["rnn_loss"])),
                   Claim("the top Lyapunov factor is within {tolerance:.0%} of the RNN's measured rate per step",
                         lambda f: abs(f["rnn_lyap"] / f["rnn_rate"] - 1) < TOLERANCE),
-                  Claim("the LSTM stays within a factor of a thousand here",
-                        lambda f: analysis.VANISHING_BELOW < f["lstm_ratio"] < analysis.EXPLODING_ABOVE),
+                  Claim("the LSTM's gradient grows too, but stays within a factor of a thousand here",
+                        lambda f: f["lstm_lyap"] > 1 and f["lstm_rate"] > 1
+                        and analysis.VANISHING_BELOW < f["lstm_c_ratio"] < analysis.EXPLODING_ABOVE
+                        and analysis.VANISHING_BELOW < f["lstm_ratio"] < analysis.EXPLODING_ABOVE),
                   Claim("at init scale {init_scale:g} the same RNN vanishes instead",
                         lambda f: f["rnn_ratio"] < analysis.VANISHING_BELOW, contrast={"init_scale": 0.5})),
           try_next="Lower the init scale to 0.5 and the same network vanishes instead."),
     Scene("saturation", "Saturated units do not decide: the trajectory does",
           "With only {H} units and a large gain (spectral radius {rnn_rho:.1f}), {rnn_saturated:.0%} of the "
-          "state's values sit on the flat ends of tanh (|h| > {saturated_at}). With so few units the state is "
-          "attracted: on this view it {rnn_pattern}. Along an attracting trajectory the step Jacobians contract "
-          "(top Lyapunov factor {rnn_lyap:.2g}), so the gradient dies out: at the first step it is "
-          "{rnn_ratio_words} of its size at the loss. The LSTM beside it, with the same gain, "
+          "state's values sit on the flat ends of tanh (|h| > {saturated_at}). Its top Lyapunov factor is "
+          "{rnn_lyap:.2g}, below one: nearby states converge (on this view the state {rnn_pattern}), and the "
+          "gradient dies out with them. What reaches the first step, relative to the loss step, is "
+          "{rnn_ratio_words}. Saturation alone does not decide this: with many more units and most of them "
+          "saturated too, the same gain makes the network chaotic. The LSTM beside it, with the same gain, "
           "{lstm_verdict} on this seed: its first step gets {lstm_ratio:.0e} times the gradient at the loss.",
           Config(init="gaussian", init_scale=10.0, hidden=6),
           claims=(Claim("the RNN's gradient vanishes", lambda f: f["rnn_ratio"] < analysis.VANISHING_BELOW),
+                  Claim("its top Lyapunov factor is below one: nearby states converge", lambda f: f["rnn_lyap"] < 1),
                   Claim("most of the RNN's values are saturated", lambda f: f["rnn_saturated"] > 0.5),
                   Claim("the spectral radius is far above one", lambda f: f["rnn_rho"] > 3),
-                  Claim("with {hidden} units the same gain, just as saturated, explodes instead",
+                  Claim("with {hidden} units the same gain, with most units also saturated, explodes instead",
                         lambda f: f["rnn_ratio"] > analysis.EXPLODING_ABOVE and f["rnn_saturated"] > 0.5,
                         contrast={"hidden": 64})),
-          try_next="Raise the hidden units to 64: the same gain saturates the units as much, but the network is "
-                   "chaotic and the gradient explodes."),
+          try_next="Raise the hidden units to 64: most units are saturated there too, but the network is chaotic "
+                   "and the gradient explodes."),
     Scene("orthogonal", "Orthogonal initialisation treats every direction alike",
           "An orthogonal matrix has all its singular values equal ({rnn_sigma_max:.2f}), so each step shrinks every "
           "direction only through the tanh slopes: the median direction is multiplied by {rnn_median:.3f} per step "
@@ -258,8 +263,8 @@ SCENES = [
     Scene("forget-bias", "The LSTM vanishes too, unless its gates are set to remember",
           "Over {T} steps, with forget bias {lstm_bf:g}, the forget gates average {lstm_f:.2f}, so the cell path "
           "alone would multiply the gradient by about that at every step. The cell-state gradient is in fact "
-          "multiplied by {lstm_rate:.3f} per step: almost all of it comes back through the previous hidden state "
-          "into the gates (the direct cell path is {lstm_direct_share:.0e} of it at the first step; see the "
+          "multiplied by {lstm_rate:.3f} per step: almost all of it comes back along paths that pass through the "
+          "hidden state at least once (the direct cell path is {lstm_direct_share:.0e} of it at the first step; see the "
           "cell-paths panel). The first cell state gets {lstm_c_ratio:.0e} of the loss step's gradient.",
           Config(seq_len=1000, forget_bias=0.0),
           claims=(Claim("the LSTM's cell-state gradient vanishes over the sequence",

@@ -82,7 +82,7 @@ def test_fit_is_robust_to_zeros_and_infs():
     (np.r_[1e-31, np.ones(199)], "vanishing", "vanishing: the gradient from step 1 is 1e-31 of the gradient at step 200"),
     (np.r_[5e4, np.ones(99)], "exploding", "5e+04 times"),
     (np.r_[0.5, np.ones(99)], "preserved", "within a factor of a thousand: the gradient from step 1 is 0.5 times"),
-    (np.r_[0.0, 0.0, 1e-300, 1.0], "underflow", "underflowed to exactly 0 at step 2 and before, below the smallest float64"),
+    (np.r_[0.0, 0.0, 1e-300, 1.0], "underflow", "underflowed to exactly 0 at step 2 and before, below the smallest positive float64"),
     (np.r_[0.0, 0.0, 0.5, 1.0], "zero", "cut off: the gradient is exactly 0 at step 2 and before"),
     (np.r_[np.inf, 1e300, 1.0], "overflow", "overflowed"),
 ])
