@@ -298,9 +298,17 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
                 live.plotly_chart(panels.figure("learning", runs, style), theme=None, width="stretch",
                                   key=f"live_learning_{draws[0]}")
 
+        # The marker survives only a real interruption (Stop or another control reruns the script, which Streamlit
+        # does by raising a BaseException in this thread); an error ends training here and says so instead.
         st.session_state["_training"] = cfg
-        store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
-        del st.session_state["_training"]
+        try:
+            store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
+        except Exception as e:  # never a traceback in front of a class, never a false "stopped by the user"
+            for r in store.get(cfg, {}).values():
+                r.stopped = r.stopped or {"reason": f"training failed ({type(e).__name__}: {e})", "step": r.steps_done}
+            st.error(f"Training stopped with an error: {type(e).__name__}: {e}. Everything recorded before it is "
+                     "kept below.")
+        st.session_state.pop("_training", None)  # not reached when a rerun unwinds the loop: then it was a stop
         bar.empty()
         live.empty()
     return store.get(cfg)

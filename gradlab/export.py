@@ -77,6 +77,9 @@ def figures(probes: dict, runs: dict | None, cfg: Config, style: plots.Style = p
 
 _server_lock = threading.Lock()
 _server_started = False
+# kaleido's sync server is one browser shared by the process, and it is not safe to call from two threads: unguarded,
+# concurrent downloads got each other's figures and formats. One render at a time (each takes ~0.3 s).
+_render_lock = threading.Lock()
 
 
 def chromium() -> str | None:
@@ -109,8 +112,8 @@ def render(fig: go.Figure, fmt: str) -> bytes:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     start_browser()
     w, h = fig.layout.width or 1200, fig.layout.height or 520
-    with warnings.catch_warnings():  # plotly warns that kaleido's options are ignored once its server runs: expected
-        warnings.simplefilter("ignore", UserWarning)
+    with _render_lock, warnings.catch_warnings():  # plotly warns that kaleido's options are ignored once its
+        warnings.simplefilter("ignore", UserWarning)  # server runs: expected
         return pio.to_image(fig, format=fmt, width=w, height=h, scale=PNG_SCALE if fmt == "png" else 1)
 
 

@@ -220,3 +220,47 @@ def test_every_scene_config_is_reachable_from_the_controls():
         assert not at.exception
         for f in ("seq_len", "init_scale", "forget_bias"):
             assert at.slider(key=f).value == getattr(scene.config, f), (scene.name, f)
+
+
+def test_slow_training_steps_draw_without_error_and_finish_unlabelled(monkeypatch):
+    """Steps slower than the progress interval made the live chart draw twice with one element id ("This app has
+    encountered an error"), and the next run called the run "stopped by the user". Slow the steps down for real."""
+    import time as _time
+
+    import gradlab
+    real = gradlab.train_pair
+
+    def slow_pair(cfg, on_record=None):
+        def slow(p):
+            _time.sleep(0.05)
+            return on_record(p)
+        return real(cfg, on_record=slow)
+
+    import importlib
+    monkeypatch.setattr(importlib.import_module("gradlab.train"), "CALLBACK_EVERY_S", 0.0)  # progress every step
+    monkeypatch.setattr(gradlab, "train_pair", slow_pair)
+    at = app(mode="train", steps="40", seq_len="20")
+    at.button[[b.label for b in at.button].index("Train both cells")].click().run()
+    assert not at.exception
+    at.run()  # the next rerun must not relabel a finished run
+    assert not at.exception and not any("stopped" in w.value for w in at.warning)
+
+
+def test_a_training_error_is_one_line_and_not_called_a_stop(monkeypatch):
+    import gradlab
+    real = gradlab.train_pair
+
+    def failing_pair(cfg, on_record=None):
+        def fail(p):
+            on_record(p)
+            if p.step >= 5:
+                raise RuntimeError("disk on fire")
+        return real(cfg, on_record=fail)
+
+    monkeypatch.setattr(gradlab, "train_pair", failing_pair)
+    at = app(mode="train", steps="50", seq_len="20")
+    at.button[[b.label for b in at.button].index("Train both cells")].click().run()
+    assert not at.exception
+    assert any("disk on fire" in e.value for e in at.error)
+    at.run()
+    assert not any("stopped by the user" in w.value for w in at.warning)
