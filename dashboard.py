@@ -119,10 +119,16 @@ def check_query_params() -> list[str]:
             notices.append(f"Ignored unknown URL parameter `{key}`.")
             del st.query_params[key]
             continue
+        if key in UI_KEYS and not ok and raw.strip().lower() in UI_KEYS[key]:
+            raw, ok = raw.strip().lower(), True  # lecture=TRUE means what it says
         if len(values) > 1 and ok:
             notices.append(f"`{key}` was given {len(values)} times; using the last value.")
-            st.query_params[key] = raw
-            st.session_state[key] = _typed(by_key[key], raw) if key in by_key else raw  # the widget reads this
+        if ok:
+            # Every spelling that means a valid value (hidden=128.0, clip=5, lr=1e-2) becomes the value itself: the
+            # widget reads it from the session, and the address bar shows it as the widget would write it.
+            value = _typed(by_key[key], raw) if key in by_key else (raw == "true" if key == "lecture" else raw)
+            st.session_state[key] = value
+            st.query_params[key] = raw if key not in by_key else _url_text(value)
         if not ok:
             notices.append(f"URL value `{key}={raw[:40]}` is not valid here; using the default instead.")
             del st.query_params[key]
@@ -130,6 +136,11 @@ def check_query_params() -> list[str]:
     if scene in BY_NAME and not any(c.key in st.query_params for c in CONTROLS):
         apply_scene(scene)  # a bare scene link (?scene=exploding) opens that scene's settings
     return notices
+
+
+def _url_text(v) -> str:
+    """A value as the widgets write it into the URL."""
+    return str(v)
 
 
 def _typed(c: Control, raw: str):
@@ -415,17 +426,21 @@ def sweep_ui(style: plots.Style) -> None:
     st.caption("Each square is a full training run (or the mean over seeds): did the network learn the dependency "
                "at this sequence length and initial gain? The dashed line is where the RNN's recurrent matrix has "
                "spectral radius 1. Make your own with `python -m gradlab sweep ... --out sweeps/NAME.parquet`.")
-    found = sorted(str(p) for p in Path("sweeps").glob("*.parquet")) + sorted(str(p) for p in Path("sweeps").glob("*.csv"))
-    options = [str(SHIPPED_SWEEP)] + found
+    # The choice is a file name, looked up here: a client can only pick among these, never send a path.
+    found = {p.name: p for pattern in ("*.parquet", "*.csv") for p in sorted(Path("sweeps").glob(pattern))
+             if p.is_file() and p.name != SHIPPED_SWEEP.name}
+    files = {SHIPPED_SWEEP.name: SHIPPED_SWEEP, **found}
     left, right = st.columns([3, 1])
-    path = left.selectbox("Sweep", options, key="sweep_file", format_func=lambda p: Path(p).name)
+    name = left.selectbox("Sweep", list(files), key="sweep_file")
+    path = str(files.get(name, SHIPPED_SWEEP))
     value = right.radio("Colour", ("solved", "final_loss"), key="sweep_value", horizontal=True,
                         format_func=lambda v: "solved fraction" if v == "solved" else "final loss")
     try:
         mtime = Path(path).stat().st_mtime
         df, fig = load_sweep(path, mtime), sweep_figure(path, mtime, value, style.lecture)
-    except (ValueError, OSError) as e:
-        st.error(f"Cannot draw this sweep: {e}")
+    except Exception as e:  # a malformed file under ./sweeps must not break the page
+        st.error(f"Cannot draw the sweep {name}: {e}" if isinstance(e, (ValueError, OSError))
+                 else f"Cannot draw the sweep {name}: {type(e).__name__}: {e}")
         return
     st.plotly_chart(fig, theme=None, width="stretch", key="chart_sweep", config=export.HTML_CONFIG)
     formats = [f for f in ("png", "svg", "pdf", "html") if f == "html" or HAVE_BROWSER]

@@ -18,9 +18,14 @@ from .probe import probe, verify
 from .scenes import BY_NAME
 
 
+def one_line(text: str) -> str:
+    """Control characters a user typed (a carriage return, a newline) are shown escaped, so an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump: the user asked for help with --help
-        sys.stderr.write(f"gradlab: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"gradlab: error: {one_line(message)} (see '{self.prog} --help')\n")
         sys.exit(2)
 
 
@@ -39,8 +44,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                 base = json.load(fh)
         except OSError as e:
             raise ValueError(f"cannot read --config {args.config}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--config {args.config} is not valid JSON: {e}") from None
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise ValueError(f"--config {args.config} is not valid JSON: {type(e).__name__}: {str(e)[:80]}") from None
         if not isinstance(base, dict):
             raise ValueError(f"--config {args.config} must hold a JSON object of Config fields")
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
@@ -112,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         return _verify(args)
     except ValueError as e:
-        sys.stderr.write(f"gradlab: error: {e}\n")
+        sys.stderr.write(f"gradlab: error: {one_line(str(e))}\n")
         return 2
     except OSError as e:
-        sys.stderr.write(f"gradlab: error: {e.filename or ''}: {e.strerror}\n")
+        where = f"{e.filename}: " if e.filename else ""
+        sys.stderr.write(f"gradlab: error: {one_line(where + str(e.strerror or e))}\n")
         return 2
 
 
@@ -134,17 +140,10 @@ def _probe(args) -> int:
 
 def load_weights(path: str) -> dict:
     """Parameters from a .npz of named arrays (np.savez of a state_dict); anything else is refused in one line."""
-    if not os.path.exists(path):
-        raise ValueError(f"--weights {path}: no such file")
-    if not zipfile.is_zipfile(path):
+    from .record import read_npz
+    if os.path.exists(path) and not zipfile.is_zipfile(path):
         raise ValueError(f"--weights {path}: not a .npz of named arrays (save them with np.savez(path, **state_dict))")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as e:
-        raise ValueError(f"--weights {path}: refused: it holds pickled objects, which gradlab never loads ({e})") from None
-    except Exception as e:  # a corrupt archive can fail in many ways inside zipfile
-        raise ValueError(f"--weights {path}: unreadable: {type(e).__name__}: {e}") from None
+    return read_npz(path, what=f"--weights {path}")
 
 
 def parse_vary(items: list[str]) -> dict[str, list]:

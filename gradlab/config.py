@@ -98,8 +98,8 @@ class Config:
     def from_json(cls, text: str) -> "Config":
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as e:
-            raise ValueError(f"config is not valid JSON: {e}") from None
+        except (json.JSONDecodeError, TypeError, RecursionError) as e:
+            raise ValueError(f"config is not valid JSON: {type(e).__name__}: {str(e)[:80]}") from None
         return cls.from_dict(d)
 
 

@@ -213,22 +213,73 @@ def flag_nonfinite(rec: dict) -> dict[str, dict]:
     return flags
 
 
-def load(path: str | os.PathLike) -> "Probe | Run":
-    """Read a probe bundle or a run bundle (by its `format`); refuse anything else clearly."""
+class _Refused(ValueError):
+    """A refusal worded by read_npz itself (others' ValueErrors are reworded there, naming the file)."""
+
+
+READ_BUDGET = 2 * 2**30  # bytes of arrays one bundle may declare (the engine's own probes stay under 2 GB)
+
+
+def read_npz(path: str | os.PathLike, budget: int | None = None, what: str | None = None,
+             noun: str = ".npz") -> dict[str, np.ndarray]:
+    """The arrays of a .npz, schema first: every member's name, dtype and declared shape are read from its header
+    and checked (no pickles, no non-arrays, declared sizes that the member really holds, a total within `budget`)
+    before anything is inflated, so a small file that unpacks to gigabytes is refused in one line.
+    `what` names the file in messages (default: its path)."""
     path = os.fspath(path)
-    if os.path.exists(path) and not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a gradlab bundle (.npz): the file is not a zip archive")
+    what = what or path
+    budget = READ_BUDGET if budget is None else budget
+    if not os.path.exists(path):
+        raise _Refused(f"{what}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise _Refused(f"{what}: not a {noun}: the file is not a zip archive")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
+        with zipfile.ZipFile(path) as z:
+            members = []
+            total = 0
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise _Refused(f"{what}: member {info.filename!r} is not an array (.npy)")
+                with z.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(fh, max_header_size=10_000)
+                    header = fh.tell()
+                if dtype.hasobject:
+                    raise _Refused(f"{what}: refused: member {info.filename!r} holds pickled objects, which "
+                                     "gradlab never loads")
+                declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if info.file_size < header + declared:
+                    raise _Refused(f"{what}: member {info.filename!r} declares {_size(declared)} but holds "
+                                     f"{_size(max(info.file_size - header, 0))}: truncated or forged")
+                total += declared
+                if total > budget:
+                    raise _Refused(f"{what}: its arrays declare more than {_size(budget)} (the reading budget): "
+                                     "refused before inflating them")
+                members.append(info)
+            return {m.filename[:-4]: _read_member(z, m) for m in members}
+    except _Refused:
+        raise
     except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ValueError(f"{path}: not a gradlab bundle (.npz): {e}") from None
-    except ValueError as e:  # numpy refuses object arrays when allow_pickle=False
-        raise ValueError(f"{path}: refused: the file holds pickled objects, which gradlab never loads ({e})") from None
+        raise _Refused(f"{what}: not a readable {noun}: {e}") from None
     except Exception as e:  # a corrupt member can surface as almost anything inside numpy or zipfile
-        raise ValueError(f"{path}: unreadable bundle: {type(e).__name__}: {e}") from None
+        raise _Refused(f"{what}: unreadable {noun}: {type(e).__name__}: {e}") from None
+
+
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with z.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{int(n)} bytes"
+
+
+def load(path: str | os.PathLike) -> "Probe | Run":
+    """Read a probe bundle or a run bundle (by its `format`); refuse anything else clearly, in one line."""
+    path = os.fspath(path)
+    d = read_npz(path, noun="gradlab bundle (.npz)")
     fmt = _text(d, "format", path)
     if fmt == RUN_FORMAT:
         return _load_run(d, path)
@@ -248,7 +299,7 @@ def load(path: str | os.PathLike) -> "Probe | Run":
     for k in ("x", "y", "y_mask", "loss", "grad_h_norm", "grad_whh_contrib_norm", "h") + PARAM_NAMES:
         if k not in d:
             raise ValueError(f"{path}: missing array {k!r}")
-    params = {k: _numeric(d, k, path) for k in PARAM_NAMES}
+    params = {k: _numeric(d, k, path, kinds="f") for k in PARAM_NAMES}
     x, y, y_mask = _numeric(d, "x", path), _numeric(d, "y", path), _numeric(d, "y_mask", path)
     check_shapes(params, x.shape, cell, loss_kind, y.shape, y_mask.shape, path)
     if loss_kind == "xent" and (y.dtype.kind not in "iu" or y.min(initial=0) < 0
@@ -265,8 +316,8 @@ def load(path: str | os.PathLike) -> "Probe | Run":
     grads = {k: _numeric(d, f"grad.{k}", path, params[k].shape) for k in PARAM_NAMES if f"grad.{k}" in d}
     try:
         nonfinite = json.loads(_text(d, "nonfinite", path)) if "nonfinite" in d else {}
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: entry 'nonfinite' is not valid JSON: {e}") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: entry 'nonfinite' is not valid JSON: {type(e).__name__}") from None
     return Probe(cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=x, y=y, y_mask=y_mask, params=params,
                  grads=grads, loss=float(rec.pop("loss")), config=cfg, note="" if cfg else config_text,
                  nonfinite=nonfinite if isinstance(nonfinite, dict) else {}, **rec)
@@ -292,7 +343,7 @@ def _load_run(d: dict, path: str) -> Run:
     stopped = json.loads(_text(d, "stopped", path))
     return Run(config=cfg, loss_kind=_text(d, "loss_kind", path), stopped=stopped,
                param_norms={k: _numeric(d, f"param_norm.{k}", path) for k in PARAM_NAMES if f"param_norm.{k}" in d},
-               params={k: _numeric(d, k, path) for k in PARAM_NAMES},
+               params={k: _numeric(d, k, path, kinds="f") for k in PARAM_NAMES},
                **{k: arrays.get(k) for k in RUN_ARRAYS})
 
 
@@ -302,10 +353,14 @@ def check_shapes(params: dict, x_shape: tuple, cell: str, loss_kind: str, y_shap
     if len(x_shape) != 3:
         raise ValueError(f"{where}: x must be (T, B, D), got shape {x_shape}")
     T, B, D = x_shape
+    if min(x_shape) < 1:
+        raise ValueError(f"{where}: x has shape {x_shape}: T, B and D must each be at least 1")
     W_hh = params["weight_hh_l0"]
     if W_hh.ndim != 2:
         raise ValueError(f"{where}: weight_hh_l0 must be 2-D, got shape {W_hh.shape}")
     G, H = W_hh.shape
+    if H < 1:
+        raise ValueError(f"{where}: weight_hh_l0 has shape {W_hh.shape}: the hidden size must be at least 1")
     if G != (4 * H if cell == "lstm" else H):
         raise ValueError(f"{where}: weight_hh_l0 has shape {W_hh.shape}, expected ({4 * H if cell == 'lstm' else H}, {H}) "
                          f"for a {cell.upper()} with hidden size {H}")
@@ -332,8 +387,9 @@ def _text(d: dict, k: str, path: str) -> str:
 def _numeric(d: dict, k: str, path: str, shape: tuple | None = None, kinds: str = "fiub") -> np.ndarray:
     a = d[k]
     if a.dtype.kind not in kinds:
-        what = "complex" if a.dtype.kind == "c" else "non-numeric"
-        raise ValueError(f"{path}: array {k!r} has {what} dtype {a.dtype}, expected real numbers")
+        what = {"c": "complex", "i": "integer", "u": "integer", "b": "boolean"}.get(a.dtype.kind, "non-numeric")
+        expected = "floating-point numbers" if kinds == "f" else "real numbers"
+        raise ValueError(f"{path}: array {k!r} has {what} dtype {a.dtype}, expected {expected}")
     if shape is not None and a.shape != tuple(shape):
         raise ValueError(f"{path}: array {k!r} has shape {a.shape}, expected {tuple(shape)}")
     return a

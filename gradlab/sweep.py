@@ -80,8 +80,10 @@ def solved(cfg: Config, final_loss: float, accuracy: float | None) -> bool:
     return final_loss < 0.1 * baselines(cfg.task, cfg.seq_len)[0].loss
 
 
-def load(path: str) -> pd.DataFrame:
-    """A saved sweep (Parquet or CSV), checked against SCHEMA."""
+def load(path: str | os.PathLike) -> pd.DataFrame:
+    """A saved sweep (Parquet or CSV), checked against SCHEMA: the columns, at least one varied Config field, the
+    cells, and `solved` as booleans (a CSV writes them as True/False text)."""
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"{path}: no such sweep file")
     try:
@@ -91,7 +93,23 @@ def load(path: str) -> pd.DataFrame:
     missing = [c for c in SCHEMA if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a gradlab sweep: missing columns {missing}")
-    return df
+    varied = [c for c in df.columns if c not in SCHEMA]
+    if not varied:
+        raise ValueError(f"{path}: not a gradlab sweep: no varied Config field among its columns")
+    unknown = [c for c in varied if c not in Config.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"{path}: not a gradlab sweep: columns {unknown} are not Config fields")
+    if not len(df):
+        raise ValueError(f"{path}: the sweep holds no runs yet")
+    if not set(df.cell.unique()) <= {"rnn", "lstm"}:
+        raise ValueError(f"{path}: column 'cell' must hold rnn or lstm")
+    solved = df.solved.map(lambda v: {True: True, False: False, "True": True, "False": False}.get(v, None))
+    if solved.isna().any():
+        raise ValueError(f"{path}: column 'solved' must hold True or False")
+    for c in ("final_loss", "rho"):
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            raise ValueError(f"{path}: column {c!r} must hold numbers")
+    return df.assign(solved=solved.astype(bool))
 
 
 def _save(df: pd.DataFrame, path: str) -> None:

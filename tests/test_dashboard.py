@@ -264,3 +264,21 @@ def test_a_training_error_is_one_line_and_not_called_a_stop(monkeypatch):
     assert any("disk on fire" in e.value for e in at.error)
     at.run()
     assert not any("stopped by the user" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("query,key,kind,value", [
+    ({"hidden": "128.0"}, "hidden", "select_slider", 128),
+    ({"clip": "5"}, "clip", "select_slider", 5.0),
+    ({"lr": "1e-2"}, "lr", "select_slider", 1e-2),
+    ({"seq_len": "2e2"}, "seq_len", "slider", 200),
+])
+def test_every_spelling_of_a_valid_value_is_honoured(query, key, kind, value):
+    at = app(**query)
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert getattr(at, kind)(key=key).value == value
+
+
+def test_lecture_true_in_capitals_turns_lecture_mode_on_without_a_false_notice():
+    at = app(lecture="TRUE")
+    assert not at.exception and not at.warning
+    assert at.toggle(key="lecture").value is True

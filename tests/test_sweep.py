@@ -12,6 +12,7 @@ import gradlab
 from gradlab import plots
 
 sweep = importlib.import_module("gradlab.sweep")
+SHIPPED = Path(__file__).resolve().parent.parent / "gradlab" / "data" / "sweep_adding.parquet"
 ROOT = Path(__file__).resolve().parent.parent
 BASE = gradlab.Config(hidden=6, batch=4, steps=12, record_every=12)
 GRID = {"seq_len": [8, 12], "init_scale": [0.5, 1.0]}
@@ -92,3 +93,33 @@ def test_the_shipped_sweep_draws_a_map_per_cell():
     assert z.shape == (df.init_scale.nunique(), df.seq_len.nunique())
     lstm = df[df.cell == "lstm"].groupby(["init_scale", "seq_len"]).final_loss.mean().unstack().to_numpy()
     np.testing.assert_allclose(z, lstm)
+
+
+def test_malformed_sweeps_are_refused_in_one_line(tmp_path):
+    good = sweep.load(str(SHIPPED))
+    cases = {
+        "no varied Config field": good.drop(columns=["seq_len", "init_scale"]),
+        "'solved' must hold True or False": good.assign(solved="maybe"),
+        "'cell' must hold rnn or lstm": good.assign(cell="gru?"),
+        "not Config fields": good.rename(columns={"seq_len": "bogus"}),
+    }
+    for words, df in cases.items():
+        path = tmp_path / "bad.csv"
+        df.to_csv(path, index=False)
+        with pytest.raises(ValueError, match=words):
+            sweep.load(str(path))
+    good.to_csv(tmp_path / "ok.csv", index=False)  # a CSV round trip: True/False text back to booleans
+    assert sweep.load(str(tmp_path / "ok.csv")).solved.dtype == bool
+
+
+def test_the_dashboard_draws_a_malformed_sweep_as_one_line_and_lists_names_only(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    (tmp_path / "sweeps").mkdir()
+    sweep.load(str(SHIPPED)).assign(solved="maybe").to_csv(tmp_path / "sweeps" / "broken.csv", index=False)
+    monkeypatch.chdir(tmp_path)  # the dashboard lists ./sweeps of where it runs
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard.py"), default_timeout=120).run()
+    box = at.selectbox(key="sweep_file")
+    assert box.options == [SHIPPED.name, "broken.csv"]  # names, never paths a client could send back
+    box.select("broken.csv").run()
+    assert not at.exception
+    assert any("broken.csv" in e.value and "'solved' must hold True or False" in e.value for e in at.error)

@@ -1,0 +1,131 @@
+"""Hostile bundles and weight files: each class is refused in one line, naming the user's file, and nothing is
+inflated before its declared shape is checked (a small file that unpacks to gigabytes is refused cheaply)."""
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradlab
+from gradlab import record
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def arrays(tmp_path_factory):
+    d = tmp_path_factory.mktemp("good")
+    gradlab.probe(gradlab.Config(seq_len=6, hidden=3, batch=2)).save(d / "g.npz")
+    return dict(np.load(d / "g.npz"))
+
+
+def npy_header(shape, dtype="<f8") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()  # magic string and header
+
+
+def bomb(path: Path, arrays: dict, name: str, shape: tuple, chunk: int = 2**22) -> None:
+    """A bundle whose `name` member inflates to prod(shape) * 8 bytes of zeros (deflate: ~1000x smaller on disk)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for k, v in arrays.items():
+            if k != name:
+                with z.open(k + ".npy", "w") as fh:
+                    np.lib.format.write_array(fh, v)
+        with z.open(name + ".npy", "w", force_zip64=True) as fh:
+            fh.write(npy_header(shape))
+            left = int(np.prod(shape)) * 8
+            zeros = bytes(chunk)
+            while left > 0:
+                fh.write(zeros[:min(chunk, left)])
+                left -= chunk
+
+
+def refused(path, words):
+    with pytest.raises(ValueError, match=words) as e:
+        gradlab.load(path)
+    msg = str(e.value)
+    assert "\n" not in msg and str(path) in msg  # one line, naming the user's file
+    return msg
+
+
+def test_a_deflate_bomb_is_refused_before_inflating_in_bounded_memory(arrays, tmp_path):
+    """200 MB of zeros in a ~0.2 MB file, against a 64 MB reading budget: refused, and the process that reads it
+    stays far below what inflating would cost (measured in a fresh process)."""
+    path = tmp_path / "bomb.npz"
+    bomb(path, arrays, "x", (25_000_000,))
+    assert path.stat().st_size < 2**20
+    code = ("import resource, sys; sys.path.insert(0, %r); from gradlab import record; import gradlab\n"
+            "record.READ_BUDGET = 64 * 2**20\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "try:\n    gradlab.load(%r)\nexcept ValueError as e:\n    print('REFUSED', e)\n"
+            "print('GROWTH_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n") % (str(ROOT), str(path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "REFUSED" in out and "reading budget" in out, out
+    growth_kb = int(out.split("GROWTH_KB")[1])
+    assert growth_kb < 50_000, growth_kb  # inflating would have cost 200 MB
+
+
+def test_a_member_that_declares_more_than_it_holds(arrays, tmp_path):
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        for k, v in arrays.items():
+            if k != "x":
+                with z.open(k + ".npy", "w") as fh:
+                    np.lib.format.write_array(fh, v)
+        z.writestr("x.npy", npy_header((400_000_000,)) + bytes(64))  # "3 GB", holding 64 bytes
+    msg = refused(path, "declares 3.0 GB but holds 64 bytes")
+    assert "pickled" not in msg
+
+
+def test_a_member_that_is_not_an_array(arrays, tmp_path):
+    path = tmp_path / "extra.npz"
+    np.savez(path, **arrays)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("notes.txt", "hello")
+    refused(path, "member 'notes.txt' is not an array")
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+def test_integer_or_boolean_parameters(arrays, tmp_path, dtype):
+    path = tmp_path / "ints.npz"
+    np.savez(path, **dict(arrays, weight_hh_l0=arrays["weight_hh_l0"].astype(dtype)))
+    refused(path, "weight_hh_l0' has (integer|boolean) dtype .* expected floating-point numbers")
+
+
+def test_json_nested_too_deep(arrays, tmp_path):
+    path = tmp_path / "deep.npz"
+    np.savez(path, **dict(arrays, nonfinite=np.array("[" * 100_000 + "]" * 100_000)))
+    refused(path, "'nonfinite' is not valid JSON")
+    np.savez(path, **dict(arrays, config=np.array("[" * 100_000)))
+    assert gradlab.load(path).config is None  # an unreadable config is kept as a note, the bundle still loads
+    with pytest.raises(ValueError, match="not valid JSON"):
+        gradlab.Config.from_json("{\"a\":" * 100_000)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_zero_sizes(arrays, tmp_path, axis):
+    path = tmp_path / "empty.npz"
+    cut = {k: (np.take(v, [], axis=axis) if k in ("x", "y", "y_mask", "h") and v.ndim > axis else v)
+           for k, v in arrays.items()}
+    np.savez(path, **cut)
+    refused(path, "must each be at least 1|do not match|has shape")
+
+
+def test_the_cli_refuses_in_one_line(arrays, tmp_path):
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("weight_hh_l0.npy", npy_header((400_000_000,)) + bytes(64))
+    for args in (["verify", str(path)], ["probe", "--weights", str(path)]):
+        r = subprocess.run([sys.executable, "-m", "gradlab", *args], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and str(path) in r.stderr and "declares" in r.stderr
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--config", str(deep)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "not valid JSON" in r.stderr
