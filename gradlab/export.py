@@ -24,6 +24,7 @@ import plotly.io as pio
 
 from . import __version__, panels, plots
 from .config import Config
+from .files import write_bytes
 
 FORMATS = ("png", "svg", "pdf", "html", "csv")
 IMAGE_FORMATS = ("png", "svg", "pdf")
@@ -206,13 +207,6 @@ def write_files(files: dict[str, bytes], out_dir: str) -> list[str]:
         if not path.startswith(root + os.sep):
             raise ValueError(f"refusing to write {name!r} outside {out_dir}")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".part"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        write_bytes(path, data)
         written.append(path)
     return written

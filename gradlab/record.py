@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config
+from .files import atomic_write
 
 FORMAT = "gradlab-bundle/1"
 RUN_FORMAT = "gradlab-run/1"
@@ -102,15 +103,11 @@ class Probe:
 
 
 def _write(path: str | os.PathLike, arrays: dict) -> None:
-    """Write atomically: a temporary file renamed into place, so a failure leaves no partial bundle."""
-    path = os.fspath(path)
-    tmp = path + ".tmp.npz"
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write atomically (files.atomic_write), so a failure leaves no partial bundle and the target untouched."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+            np.savez(fh, **arrays)
+    atomic_write(path, write)
 
 
 @dataclass

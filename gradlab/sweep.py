@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import analysis
 from .config import Config
+from .files import atomic_write, locked, write_bytes
 from .tasks import baselines
 from .train import train
 
@@ -112,10 +113,19 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
     return df.assign(solved=solved.astype(bool))
 
 
-def _save(df: pd.DataFrame, path: str) -> None:
-    tmp = path + ".part"
-    (df.to_parquet(tmp, index=False) if path.endswith(".parquet") else df.to_csv(tmp, index=False))
-    os.replace(tmp, path)  # atomic: a crash mid-write keeps the previous file
+def _save(rows: list[dict], columns: list[str], path: str) -> None:
+    """Merge `rows` into the file at `path` (other sweeps may be writing it too) and write it atomically.
+    Under the file's lock the current content is read back and every run is kept once (keyed by its config), so
+    two sweeps on one output lose nothing; a crash mid-write keeps the previous file."""
+    with locked(path):
+        ours = pd.DataFrame(rows, columns=columns)
+        if os.path.exists(path):
+            theirs = load(path)
+            ours = pd.concat([theirs[[c for c in columns if c in theirs.columns]], ours], ignore_index=True)
+            ours = ours.drop_duplicates("config", keep="first")
+        write = (lambda tmp: ours.to_parquet(tmp, index=False)) if path.endswith(".parquet") else \
+            (lambda tmp: ours.to_csv(tmp, index=False))
+        atomic_write(path, write)
 
 
 def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None = None,
@@ -130,8 +140,9 @@ def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None
     todo = [c.to_json() for c in cfgs if c.to_json() not in finished]
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out + ".json", "w") as fh:
-            json.dump({"base": base.to_dict(), "grid": grid, "seeds": list(seeds)}, fh, indent=1)
+        grid_text = json.dumps({"base": base.to_dict(), "grid": grid, "seeds": list(seeds)}, indent=1)
+        with locked(out):
+            write_bytes(out + ".json", grid_text.encode())
     rows = [r for r in done.to_dict("records")]
     total, count = len(cfgs), len(cfgs) - len(todo)
 
@@ -140,7 +151,7 @@ def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None
         rows.append(row)
         count += 1
         if out:
-            _save(pd.DataFrame(rows), out)
+            _save(rows, list(varied) + list(SCHEMA), out)
         if progress:
             progress(count, total)
 

@@ -123,3 +123,34 @@ def test_the_dashboard_draws_a_malformed_sweep_as_one_line_and_lists_names_only(
     box.select("broken.csv").run()
     assert not at.exception
     assert any("broken.csv" in e.value and "'solved' must hold True or False" in e.value for e in at.error)
+
+
+def test_two_sweeps_on_one_output_keep_every_row_once(tmp_path):
+    """Two processes sweeping different grids into the same file at the same time: every run is kept exactly once
+    (they used to overwrite each other's rows, and one exited on the shared temporary name)."""
+    out = tmp_path / "shared.csv"
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import gradlab; from gradlab import sweep\n"
+            "base = gradlab.Config(hidden=4, batch=4, steps=3, record_every=3)\n"
+            "sweep.sweep(base, {'seq_len': %s}, [0, 1, 2], out=%r, scheduler='serial')\n")
+    root = str(Path(__file__).resolve().parent.parent)
+    procs = [subprocess.Popen([sys.executable, "-c", code % (root, lens, str(out))], stderr=subprocess.PIPE, text=True)
+             for lens in ("[5, 6, 7, 8]", "[9, 10, 11, 12]")]
+    for p in procs:
+        assert p.wait(300) == 0, p.stderr.read()
+    df = sweep.load(str(out))
+    assert len(df) == 2 * 4 * 3 * 2  # two grids x 4 lengths x 3 seeds x 2 cells
+    assert df.config.is_unique and sorted(df.seq_len.unique()) == list(range(5, 13))
+
+
+def test_writes_never_follow_a_planted_link(tmp_path):
+    """The temporary names are unpredictable and created exclusively: a link planted where the old predictable
+    name was (<out>.tmp.npz, <out>.part) is left alone, and so is its target."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "b.npz"
+    for planted in (str(out) + ".tmp.npz", str(out) + ".part"):
+        Path(planted).symlink_to(victim)
+    gradlab.probe(gradlab.Config(seq_len=5, hidden=3, batch=2)).save(out)
+    assert victim.read_text() == "precious" and gradlab.load(out).seq_len == 5
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink()) == ["b.npz", "victim.txt"]  # no debris

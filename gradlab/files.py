@@ -1,0 +1,51 @@
+"""Writing files safely: every write of gradlab (bundles, exports, sweeps) goes through `atomic_write`.
+
+A temporary file is created next to the target with an unpredictable name (tempfile: O_CREAT | O_EXCL, so it never
+follows a planted link or overwrites anything), filled, flushed to disk and renamed over the target in one step. A
+failure (a full disk, an interruption) removes the temporary file and leaves the target as it was, and the error
+names the user's file, not the temporary one. `locked` serialises read-modify-write cycles on one file across
+processes (two sweeps writing the same output keep every row). Standard library only.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from typing import Callable, Iterator
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call write(tmp_path) to fill a fresh temporary file beside `path`, then move it over `path` atomically."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".part")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None  # the user's file, not the temporary name
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    atomic_write(path, write)
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive lock on `path` + ".lock", held across processes for the block (POSIX advisory lock)."""
+    with open(os.fspath(path) + ".lock", "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
