@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             return _sweep(args)
         return _verify(args)
+    except KeyboardInterrupt:  # Ctrl-C: what was written is complete (atomic writes), say so in one line
+        sys.stderr.write("\ngradlab: interrupted; files already written are complete, nothing partial was left\n")
+        return 130
     except ValueError as e:
         sys.stderr.write(f"gradlab: error: {one_line(str(e))}\n")
         return 2

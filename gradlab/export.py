@@ -128,7 +128,8 @@ def tables(probes: dict, runs: dict | None = None) -> dict[str, pd.DataFrame]:
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False, lineterminator="\n").encode()
+    """Tidy CSV; every non-finite value is spelled out (nan, inf, -inf), never an empty cell, and reads back as such."""
+    return df.to_csv(index=False, lineterminator="\n", na_rep="nan").encode()
 
 
 # ---- everything at once -----------------------------------------------------------------------------------------

@@ -177,3 +177,24 @@ def test_csv_theory_columns_are_the_plotted_curves(records):
             np.testing.assert_allclose(np.asarray(trace.y, dtype=float), col, rtol=1e-15, equal_nan=True)
             checked += 1
     assert checked >= 5
+
+
+def test_csv_spells_every_non_finite_value_and_reads_it_back():
+    df = pd.DataFrame({"value": [1.0, np.nan, np.inf, -np.inf]})
+    text = export.csv_bytes(df).decode()
+    assert text.splitlines()[1:] == ["1.0", "nan", "inf", "-inf"]
+    back = pd.read_csv(io.BytesIO(export.csv_bytes(df))).value.to_numpy()
+    np.testing.assert_array_equal(back, df.value.to_numpy())
+
+
+def test_ctrl_c_during_a_training_export_is_one_line(tmp_path):
+    import signal
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "gradlab", "export", "--train", "--steps", "100000", "--formats",
+                          "csv", "--out", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    time.sleep(4)  # well inside the training
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "Traceback" not in err and "gradlab: interrupted" in err
+    assert not [f for f in tmp_path.rglob("*") if f.name.endswith(".part")]
