@@ -58,13 +58,22 @@ MEMORY_BUDGET = 2 * 2**30  # bytes one probe may hold; beyond it a laptop starts
 
 
 def estimate_bytes(cfg: Config) -> int:
-    """Peak memory of one probe (forward + BPTT + records), from the shapes bptt.run allocates."""
+    """Peak memory of one probe, from the shapes it allocates: the batch as generated (float64) and cast, the
+    forward pass (z = [h, x, 1] per step, and the LSTM's gates and cell states), the read-out and its loss's
+    intermediates, the gradient from the read-out, and one chunk's backward scratch; for copy (a loss at every step)
+    the second backward pass from the last step's loss alone, made while the first forward pass is still held.
+    Checked against tracemalloc's peak for every task and cell (tests/test_limits.py)."""
     D, O, L = input_output_sizes(cfg.task, cfg.seq_len)
     B, H = cfg.batch, cfg.hidden
     G = 4 * H if cfg.cell == "lstm" else H
-    per_step = B * (2 * H + D + 1 + 2 * O) + (B * (G + H) if cfg.cell == "lstm" else 0)  # z, dh, y; gates, c
-    scratch = bptt.CHUNK * (B * (2 * G + 5 * H + D) + G * H)  # + the LSTM's split of dc and dL/dx, per chunk
-    return np.dtype(cfg.dtype).itemsize * (L * per_step + scratch)
+    w = np.dtype(cfg.dtype).itemsize
+    xent = cfg.task in ("copy", "temporal_order", "latch")
+    batch = 8 * L * B * (2 * D + (1 if xent else O) + 2)  # x and the mask twice (made, then cast), y
+    forward = w * (L + 1) * B * (H + D + 1) + (w * L * B * (G + H) if cfg.cell == "lstm" else 0)
+    head = w * L * B * O * (5 if xent else 2) + w * L * B * H  # read-out, loss intermediates, dL/dh from it
+    scratch = w * bptt.CHUNK * (B * (2 * G + 5 * H + D) + G * H)
+    second = forward + w * L * B * (H + 2 * O) if cfg.task == "copy" else 0
+    return int(batch + forward + head + scratch + second)
 
 
 def check_budget(cfg: Config) -> None:

@@ -18,7 +18,7 @@ from . import analysis, bptt
 from .config import Config
 from .probe import setup
 from .record import PARAM_NAMES, Progress, Run
-from .tasks import Batch, accuracy, make_batch
+from .tasks import Batch, accuracy, input_output_sizes, make_batch
 
 N_GATE_SEQUENCES = 4  # full gate activations are kept for this many probe sequences, at the last record only
 CALLBACK_EVERY_S = 0.5  # on_record also fires between records at least this often, for progress bars
@@ -125,8 +125,32 @@ class _Recorder:
             gates_last=self.gates_last, stopped=self.stopped, elapsed=elapsed)
 
 
+RECORD_BUDGET = 2**30  # bytes a run's records may grow to: every record keeps (T,) profiles and the spectra
+
+
+def record_bytes(cfg: Config) -> int:
+    """What a finished run's records hold: per record, the profiles (grad_h, grad_x, grad_whh terms; the LSTM's
+    c, its split and gate means) over the probe batch's L steps and the spectra of every block; per step, five
+    numbers; plus the last record's full gates for N_GATE_SEQUENCES sequences (LSTM)."""
+    L = input_output_sizes(cfg.task, cfg.seq_len)[2]
+    n = 4 if cfg.cell == "lstm" else 1
+    records = cfg.steps // cfg.record_every + 2
+    per_record = 8 * L * (3 + (7 if cfg.cell == "lstm" else 0)) + 24 * n * cfg.hidden
+    gates = 8 * L * N_GATE_SEQUENCES * 4 * cfg.hidden if cfg.cell == "lstm" else 0
+    return records * per_record + 5 * 8 * cfg.steps + gates
+
+
+def check_records(cfg: Config) -> None:
+    need = record_bytes(cfg)
+    if need > RECORD_BUDGET:
+        raise ValueError(f"training records would grow to about {need / 2**30:.1f} GB (budget "
+                         f"{RECORD_BUDGET / 2**30:.0f} GB): raise record_every ({cfg.record_every}) or lower steps "
+                         f"({cfg.steps}) or seq_len ({cfg.seq_len})")
+
+
 def _steps(cfg: Config, params: dict | None = None) -> Iterator[tuple[int, bool, _Recorder, dict]]:
     """The training loop as a generator: yields (updates done, recorded?, recorder, params) after every step."""
+    check_records(cfg)
     probe_batch, params, data_rng = setup(cfg, params)  # the same start as probe(cfg): records begin there
     rec = _Recorder(cfg, probe_batch)
     update = OPTIMIZERS[cfg.optimizer](cfg, params)
