@@ -309,11 +309,15 @@ def grad_over_training(runs: dict, style: Style = Style()) -> go.Figure:
     return fig
 
 
+def _over_steps(runs: dict, style: Style, y_title: str) -> tuple[go.Figure, list[str]]:
+    fig = _layout(go.Figure(), style, legend_y=-0.22)
+    fig.update_layout(xaxis_title="training step", yaxis_title=y_title)
+    return fig, _cells(runs)
+
+
 def learning(runs: dict, style: Style = Style()) -> go.Figure:
     """Training loss of the cells on one axis, the task's constant-predictor baselines as labelled lines."""
-    fig = _layout(go.Figure(), style, legend_y=-0.22)
-    fig.update_layout(xaxis_title="training step", yaxis_title="loss")
-    cells = _cells(runs)
+    fig, cells = _over_steps(runs, style, "loss")
     for c in cells:
         loss = runs[c].loss
         x = np.arange(1, len(loss) + 1)
@@ -327,19 +331,21 @@ def learning(runs: dict, style: Style = Style()) -> go.Figure:
                                text=f"{NAMES[c]} stopped: {runs[c].stopped['reason']}", font=dict(color=COLORS[c]))
     cfg = runs[cells[0]].config if cells else None
     for b in (baselines(cfg.task, cfg.seq_len) if cfg else ()):
-        fig.add_hline(y=b.loss, line=dict(color=INK, dash="dot", width=style.line * 0.6))
-        # placed by hand: on a log axis an annotation's y is log10 of the value
-        fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(b.loss), showarrow=False,
-                           text=f"{b.name}: {b.loss:.3g}", font=dict(color=INK), bgcolor="rgba(255,255,255,0.8)")
+        _reference_line(fig, b.loss, f"{b.name}: {b.loss:.3g}", style)
     fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
+def _reference_line(fig, y: float, text: str, style: Style) -> None:
+    """A labelled horizontal line on a log axis (an annotation's y there is log10 of the value, placed by hand)."""
+    fig.add_hline(y=y, line=dict(color=INK, dash="dot", width=style.line * 0.6))
+    fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(y), showarrow=False,
+                       text=text, font=dict(color=INK), bgcolor="rgba(255,255,255,0.8)")
+
+
 def clipping(runs: dict, style: Style = Style()) -> go.Figure:
     """The global gradient norm before clipping at every training step, the threshold, and how often it cut."""
-    fig = _layout(go.Figure(), style, legend_y=-0.22)
-    fig.update_layout(xaxis_title="training step", yaxis_title="gradient norm before clipping")
-    cells = _cells(runs)
+    fig, cells = _over_steps(runs, style, "gradient norm before clipping")
     for c in cells:
         r = runs[c]
         x = np.arange(1, r.steps_done + 1)
@@ -349,9 +355,7 @@ def clipping(runs: dict, style: Style = Style()) -> go.Figure:
                                  line=dict(color=COLORS[c], width=style.line * 0.6)))
     cfg = runs[cells[0]].config if cells else None
     if cfg is not None and cfg.clip_mode == "norm":
-        fig.add_hline(y=cfg.clip, line=dict(color=INK, dash="dot", width=style.line * 0.6))
-        fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(cfg.clip), showarrow=False,
-                           text=f"clipping threshold {cfg.clip:g}", font=dict(color=INK), bgcolor="rgba(255,255,255,0.8)")
+        _reference_line(fig, cfg.clip, f"clipping threshold {cfg.clip:g}", style)
     fig.update_yaxes(type="log", exponentformat="power")
     return fig
 

@@ -76,12 +76,15 @@ def estimate_bytes(cfg: Config) -> int:
     return int(batch + forward + head + scratch + second)
 
 
+def refuse_over(need: int, budget: int, what: str, advice: str) -> None:
+    """One line when `need` bytes exceed `budget`: how much, for what, and what to change."""
+    if need > budget:
+        raise ValueError(f"{what} about {need / 2**30:.1f} GB (budget {budget / 2**30:.0f} GB): {advice}")
+
+
 def check_budget(cfg: Config) -> None:
-    need = estimate_bytes(cfg)
-    if need > MEMORY_BUDGET:
-        raise ValueError(f"this configuration needs about {need / 2**30:.1f} GB for one probe (budget "
-                         f"{MEMORY_BUDGET / 2**30:.0f} GB): reduce seq_len ({cfg.seq_len}), hidden ({cfg.hidden}) or "
-                         f"batch ({cfg.batch}), or use dtype float32")
+    refuse_over(estimate_bytes(cfg), MEMORY_BUDGET, "one probe of this configuration needs",
+                f"reduce seq_len ({cfg.seq_len}), hidden ({cfg.hidden}) or batch ({cfg.batch}), or use dtype float32")
 
 
 def probe_batch(cfg: Config):

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import analysis, bptt
 from .config import Config
-from .probe import setup
+from .probe import refuse_over, setup
 from .record import PARAM_NAMES, Progress, Run
 from .tasks import Batch, accuracy, input_output_sizes, make_batch
 
@@ -141,11 +141,8 @@ def record_bytes(cfg: Config) -> int:
 
 
 def check_records(cfg: Config) -> None:
-    need = record_bytes(cfg)
-    if need > RECORD_BUDGET:
-        raise ValueError(f"training records would grow to about {need / 2**30:.1f} GB (budget "
-                         f"{RECORD_BUDGET / 2**30:.0f} GB): raise record_every ({cfg.record_every}) or lower steps "
-                         f"({cfg.steps}) or seq_len ({cfg.seq_len})")
+    refuse_over(record_bytes(cfg), RECORD_BUDGET, "training records would grow to",
+                f"raise record_every ({cfg.record_every}) or lower steps ({cfg.steps}) or seq_len ({cfg.seq_len})")
 
 
 def _steps(cfg: Config, params: dict | None = None) -> Iterator[tuple[int, bool, _Recorder, dict]]:
