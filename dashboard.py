@@ -18,7 +18,9 @@ from pathlib import Path
 import streamlit as st
 
 import gradlab
-from gradlab import analysis, export, panels, plots, sweep
+from gradlab import analysis, budget, export, panels, plots, sweep
+from gradlab.probe import estimate_bytes
+from gradlab.train import record_bytes
 from gradlab.config import CLIP_MODES, INITS, NONLINEARITIES, OPTIMIZERS, TASKS, Config
 from gradlab import scenes
 from gradlab.scenes import BY_NAME, SCENES
@@ -280,9 +282,14 @@ def diagnosis_line(records: dict) -> str:
     return " ".join(parts)
 
 
+RUNS_KEPT = 3  # trained settings a session keeps (the oldest is dropped): a long class cannot fill the server
+
+
 def train_ui(cfg: Config, style: plots.Style) -> dict | None:
     """The Train button, a progress bar with ETA and partial results; a stop button that keeps what was done."""
     store = st.session_state.setdefault("runs", {})
+    while len(store) > RUNS_KEPT:
+        store.pop(next(iter(store)))  # dicts keep insertion order: the oldest training goes first
     interrupted = st.session_state.pop("_training", None)
     if interrupted in store:  # the previous run was cut short by Stop (or any other control): say so on its plots
         for r in store[interrupted].values():
@@ -312,12 +319,16 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
         # The marker survives only a real interruption (Stop or another control reruns the script, which Streamlit
         # does by raising a BaseException in this thread); an error ends training here and says so instead.
         st.session_state["_training"] = cfg
+        need = 2 * (record_bytes(cfg) + estimate_bytes(cfg))  # both cells: records and one probe's working set each
         try:
-            store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
+            with budget.SERVER.hold(need, "this training"):
+                store.pop(cfg, None)  # a retrained setting moves to the end (newest)
+                store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
         except Exception as e:  # never a traceback in front of a class, never a false "stopped by the user"
             for r in store.get(cfg, {}).values():
                 r.stopped = r.stopped or {"reason": f"training failed ({type(e).__name__}: {e})", "step": r.steps_done}
-            st.error(f"Training stopped with an error: {type(e).__name__}: {e}. Everything recorded before it is "
+            st.error(f"Training did not run: {e}." if isinstance(e, ValueError) and not store.get(cfg) else
+                     f"Training stopped with an error: {type(e).__name__}: {e}. Everything recorded before it is "
                      "kept below.")
         st.session_state.pop("_training", None)  # not reached when a rerun unwinds the loop: then it was a stop
         bar.empty()

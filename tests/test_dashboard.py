@@ -282,3 +282,26 @@ def test_lecture_true_in_capitals_turns_lecture_mode_on_without_a_false_notice()
     at = app(lecture="TRUE")
     assert not at.exception and not at.warning
     assert at.toggle(key="lecture").value is True
+
+
+def test_a_full_server_refuses_a_training_in_one_line_and_frees_it_after():
+    from gradlab import budget
+    with budget.SERVER.hold(budget.SERVER.limit, "another session's training"):
+        at = app(mode="train", steps="50", seq_len="20")
+        at.button[[b.label for b in at.button].index("Train both cells")].click().run()
+        assert not at.exception
+        assert any("try again when one finishes" in e.value for e in at.error), [e.value for e in at.error]
+    assert budget.SERVER.used == 0 and budget.SERVER.holders == 0
+    at.button[[b.label for b in at.button].index("Train both cells")].click().run()  # free again: it trains
+    assert not at.exception and not at.error and budget.SERVER.used == 0
+
+
+def test_a_session_keeps_only_its_latest_trainings():
+    at = app(mode="train", steps="50")
+    for T in (20, 25, 30, 35, 40):
+        at.slider(key="seq_len").set_value(T).run()
+        at.button[[b.label for b in at.button].index("Train both cells")].click().run()
+        assert not at.exception
+    at.run()
+    kept = at.session_state["runs"]
+    assert [c.seq_len for c in kept] == [30, 35, 40]  # the three latest, oldest first

@@ -201,3 +201,19 @@ def test_training_records_cannot_grow_without_bound():
                                                 "grad_c_direct_norm", "grad_c_rest_norm", "gate_means", "eigvals",
                                                 "singvals", "gates_last", "loss", "grad_norm_pre", "grad_norm_post"))
     assert held <= train_module.record_bytes(small) <= 2 * held  # the estimate is the records, not a guess
+
+
+def test_the_server_budget_refuses_what_does_not_fit_and_releases_what_it_held():
+    from gradlab.budget import Budget
+    b = Budget(100)
+    with b.hold(60, "first"):
+        with pytest.raises(ValueError, match="second needs about .* 1 other training running on this server"):
+            with b.hold(50, "second"):
+                pass
+        with b.hold(40, "third"):
+            assert b.used == 100 and b.holders == 2
+    assert b.used == 0 and b.holders == 0
+    with pytest.raises(RuntimeError):
+        with b.hold(100, "failing"):
+            raise RuntimeError("boom")
+    assert b.used == 0  # released even when the work fails
