@@ -64,15 +64,20 @@ def estimate_bytes(cfg: Config) -> int:
     the second backward pass from the last step's loss alone, made while the first forward pass is still held.
     Checked against tracemalloc's peak for every task and cell (tests/test_limits.py)."""
     D, O, L = input_output_sizes(cfg.task, cfg.seq_len)
-    B, H = cfg.batch, cfg.hidden
-    G = 4 * H if cfg.cell == "lstm" else H
-    w = np.dtype(cfg.dtype).itemsize
-    xent = cfg.task in ("copy", "temporal_order", "latch")
+    return shapes_bytes(L, cfg.batch, D, O, cfg.hidden, cfg.cell, cfg.task in ("copy", "temporal_order", "latch"),
+                        cfg.task == "copy", np.dtype(cfg.dtype).itemsize)
+
+
+def shapes_bytes(L: int, B: int, D: int, O: int, H: int, cell: str, xent: bool, many: bool, w: int) -> int:
+    """estimate_bytes from the shapes themselves (a bundle's recomputation has no task, only arrays): L steps of a
+    batch of B, D inputs, O outputs, H hidden; xent for class targets; many for a loss at every step (a second
+    backward pass); w bytes per number."""
+    G = 4 * H if cell == "lstm" else H
     batch = 8 * L * B * (2 * D + (1 if xent else O) + 2)  # x and the mask twice (made, then cast), y
-    forward = w * (L + 1) * B * (H + D + 1) + (w * L * B * (G + H) if cfg.cell == "lstm" else 0)
+    forward = w * (L + 1) * B * (H + D + 1) + (w * L * B * (G + H) if cell == "lstm" else 0)
     head = w * L * B * O * (5 if xent else 2) + w * L * B * H  # read-out, loss intermediates, dL/dh from it
     scratch = w * bptt.CHUNK * (B * (2 * G + 5 * H + D) + G * H)
-    second = forward + w * L * B * (H + 2 * O) if cfg.task == "copy" else 0
+    second = forward + w * L * B * O if many else 0  # the first pass's forward and read-out are still held
     return int(batch + forward + head + scratch + second)
 
 
@@ -140,6 +145,12 @@ def verify(path: str | os.PathLike) -> dict[str, float]:
     if not isinstance(b, Probe):
         raise ValueError(f"{os.fspath(path)} is a training run bundle: verify recomputes probe bundles "
                          "(save one with `python -m gradlab probe --out FILE.npz`)")
+    L, B, D = b.x.shape
+    O, H = b.params["head.weight"].shape
+    many = losses_at_many_steps(b.y_mask)
+    refuse_over(shapes_bytes(L, B, D, O, H, b.cell, b.loss_kind == "xent", many, b.params["weight_hh_l0"].itemsize),
+                MEMORY_BUDGET, f"{os.fspath(path)}: recomputing this bundle needs",
+                "it is larger than a probe gradlab would make itself")
     new = _probe(b.params, b.x, b.y, b.y_mask, b.cell, b.nonlinearity, b.loss_kind)
     errors = {"loss": _rel(np.array(new.loss), np.array(b.loss), elementwise=True)}
     for name in PROFILES + C_SPLIT + ("h", "c", "gates"):

@@ -166,3 +166,16 @@ def test_any_tampered_entry_is_loaded_or_refused_in_one_line(arrays, tmp_path_fa
         assert "\n" not in str(e) and str(path) in str(e), str(e)
     else:
         assert b.x.shape[0] >= 1 and b.params["weight_hh_l0"].dtype.kind == "f"
+
+
+def test_verify_refuses_a_recomputation_over_the_memory_budget(tmp_path, monkeypatch):
+    """verify recomputes a bundle from its arrays; the same memory model as probe's says beforehand whether that
+    fits (here against a budget made tiny), and refuses in one line naming the file."""
+    import importlib
+    path = tmp_path / "b.npz"
+    gradlab.probe(gradlab.Config(seq_len=50, hidden=8, batch=4)).save(path)
+    probe_module = importlib.import_module("gradlab.probe")
+    monkeypatch.setattr(probe_module, "MEMORY_BUDGET", 10_000)
+    with pytest.raises(ValueError, match="recomputing this bundle needs about .* GB") as e:
+        gradlab.verify(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)

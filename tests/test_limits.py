@@ -171,8 +171,7 @@ def test_a_failed_export_write_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_the_memory_estimate_is_the_measured_peak(task, cell):
     """probe's refusal budget rests on estimate_bytes: it must not undercount the real peak (tracemalloc sees numpy's
     allocations) by more than a little, for every task and cell, at a wide and a thin shape (the thin one, H = 1 with
-    a large batch, is where the batch and the read-out dominate). Measured ratios: 0.68-1.08; copy's RNN is the
-    most overestimated (its second backward pass)."""
+    a large batch, is where the batch and the read-out dominate)."""
     import tracemalloc
     import importlib
     probe_module = importlib.import_module("gradlab.probe")
@@ -185,7 +184,7 @@ def test_the_memory_estimate_is_the_measured_peak(task, cell):
         finally:
             tracemalloc.stop()
         ratio = peak / probe_module.estimate_bytes(cfg)
-        assert 0.6 <= ratio <= 1.25, (T, B, H, ratio)
+        assert 0.8 <= ratio <= 1.25, (T, B, H, ratio)
 
 
 def test_training_records_cannot_grow_without_bound():
