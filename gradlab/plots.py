@@ -25,6 +25,7 @@ INK, GREY = "#000000", "#6b6b6b"
 THEORY = {"lyapunov": (INK, "dash"), "rho": ("#009E73", "dot"), "sigma_max": ("#CC79A7", "dashdot"),
           "cell_path": ("#E69F00", "longdash")}
 GATE_NAMES = ("input i", "forget f", "cell g", "output o")
+BR = "<br>"  # a legend entry's second line: what a curve is, then how far it is from the measurement
 GATE_COLORS = ("#56B4E9", "#009E73", "#CC79A7", "#E69F00")
 MAX_HEATMAP_COLUMNS = 300
 FONT = "Open Sans, Liberation Sans, Arial, sans-serif"
@@ -61,11 +62,12 @@ def _layout(fig: go.Figure, style: Style, height_scale: float = 1.0, legend_y: f
     return fig
 
 
-def _frame(records: dict, style: Style, titles=None, **kw) -> tuple[go.Figure, list[str]]:
+def _frame(records: dict, style: Style, titles=None, height_scale: float = 1.0, legend_y: float = -0.22,
+           **kw) -> tuple[go.Figure, list[str]]:
     cells = _cells(records)
     titles = titles or [_cell_title(records[c]) for c in cells]
     fig = make_subplots(rows=1, cols=max(len(cells), 1), subplot_titles=titles, horizontal_spacing=0.08, **kw)
-    return _layout(fig, style), cells
+    return _layout(fig, style, height_scale, legend_y), cells
 
 
 def _cell_title(rec) -> str:
@@ -137,17 +139,17 @@ def theory_names(p, sm: dict) -> dict[str, str]:
         measured = (f"measured on {on}: {sm['mean_rate']:.3g} ({err:+.1%}; "
                     f"{_times(off.get('theory_lyapunov', np.nan))}x at step 1)" if np.isfinite(sm["mean_rate"])
                     else f"measured on {on}: not measurable (it reaches exactly 0)")
-        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step ({k}/{B} seq.); "
+        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step ({k}/{B} seq.);{BR}"
                                     f"{measured}")
     if p.cell == "rnn":
         sp = analysis.spectrum(p.params["weight_hh_l0"])
-        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: a linear RNN's (no tanh) long-run rate "
+        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: a linear RNN's (no tanh) long-run rate{BR}"
                                f"({off_label(off.get('theory_rho', np.nan))})")
-        names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}: Pascanu's upper bound "
+        names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}: Pascanu's upper bound{BR}"
                                      f"({off_label(off.get('theory_sigma_max', np.nan))})")
     else:
         vs_direct = off.get("theory_cell_path_direct")
-        names["theory_cell_path"] = ("forget-gate product (batch/unit mean) ~ direct cell path ("
+        names["theory_cell_path"] = ("forget-gate product (batch/unit mean) ~ direct cell path" + BR + "("
                                      + (f"{_times(vs_direct)}x measured direct path, " if vs_direct is not None else "")
                                      + f"{_times(off.get('theory_cell_path', np.nan))}x total ||dL/dc_t||, at step 1)")
     return names
@@ -158,7 +160,8 @@ def theory_names(p, sm: dict) -> dict[str, str]:
 def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
     """||dL/dh_t|| over t (log axis) per cell, the Lyapunov prediction and the labelled approximations."""
     probes = {c: r.latest for c, r in records.items() if r is not None}
-    fig, cells = _frame(probes, style, shared_yaxes=True)
+    # taller on screen: its legend says what every curve is and how far it misses, two lines per approximation
+    fig, cells = _frame(probes, style, height_scale=1.6, legend_y=-0.16, shared_yaxes=True)
     yr = _log_range(*[getattr(probes[c], k) for c in cells for k in ("grad_h_norm", "grad_c_norm", "grad_h_norm_last")])
     for col, c in enumerate(cells, 1):
         p = probes[c]
