@@ -20,6 +20,7 @@ CHROMIUM = os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 
+pytestmark = pytest.mark.slow  # a real server and browser: `make test` runs it, `make test-fast` does not
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make test installs it)")
 if not CHROMIUM:
     pytest.skip("no chromium on this machine: install it with `apt-get install chromium` (make test does, as root)",
