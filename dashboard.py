@@ -319,17 +319,25 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
         # The marker survives only a real interruption (Stop or another control reruns the script, which Streamlit
         # does by raising a BaseException in this thread); an error ends training here and says so instead.
         st.session_state["_training"] = cfg
-        need = 2 * (record_bytes(cfg) + estimate_bytes(cfg))  # both cells: records and one probe's working set each
+        # both cells: each one's records and one probe's working set
+        need = sum(record_bytes(cfg.replace(cell=c)) + estimate_bytes(cfg.replace(cell=c)) for c in ("rnn", "lstm"))
+        started = False
         try:
             with budget.SERVER.hold(need, "this training"):
+                started = True
                 store.pop(cfg, None)  # a retrained setting moves to the end (newest)
                 store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
         except Exception as e:  # never a traceback in front of a class, never a false "stopped by the user"
-            for r in store.get(cfg, {}).values():
-                r.stopped = r.stopped or {"reason": f"training failed ({type(e).__name__}: {e})", "step": r.steps_done}
-            st.error(f"Training did not run: {e}." if isinstance(e, ValueError) and not store.get(cfg) else
-                     f"Training stopped with an error: {type(e).__name__}: {e}. Everything recorded before it is "
-                     "kept below.")
+            if not started:
+                st.error(f"Training did not run: {e}.")
+            else:
+                for r in store.get(cfg, {}).values():
+                    r.stopped = r.stopped or {"reason": f"training failed ({type(e).__name__}: {e})",
+                                              "step": r.steps_done}
+                st.error(f"Training stopped with an error: {type(e).__name__}: {e}. Everything recorded before it "
+                         "is kept below.")
+        while len(store) > RUNS_KEPT:
+            store.pop(next(iter(store)))
         st.session_state.pop("_training", None)  # not reached when a rerun unwinds the loop: then it was a stop
         bar.empty()
         live.empty()

@@ -21,12 +21,15 @@ class Budget:
     def hold(self, need: int, what: str) -> Iterator[None]:
         """Hold `need` bytes for the block, or raise ValueError in one line when they are not free."""
         with self._lock:
+            if need > self.limit:
+                raise ValueError(f"{what} needs about {need / 2**30:.2f} GB, more than this server's "
+                                 f"{self.limit / 2**30:.0f} GB limit: lower seq_len, hidden or batch")
             if self.used + need > self.limit:
-                busy = (f"{self.holders} other training{'s' if self.holders != 1 else ''} running on this server "
-                        f"hold {self.used / 2**30:.1f} GB" if self.holders else "nothing else is running")
-                raise ValueError(f"{what} needs about {need / 2**30:.2f} GB and {busy} (limit "
-                                 f"{self.limit / 2**30:.0f} GB): try again when one finishes, or lower seq_len, "
-                                 "hidden or steps")
+                one = self.holders == 1
+                raise ValueError(f"{what} needs about {need / 2**30:.2f} GB and {self.holders} other "
+                                 f"training{'' if one else 's'} running on this server hold{'s' if one else ''} "
+                                 f"{self.used / 2**30:.1f} GB (limit {self.limit / 2**30:.0f} GB): try again when "
+                                 f"{'it' if one else 'one'} finishes, or lower seq_len, hidden or batch")
             self.used += need
             self.holders += 1
         try:

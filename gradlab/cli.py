@@ -146,7 +146,13 @@ def load_weights(path: str) -> dict:
     from .record import read_npz
     if os.path.exists(path) and not zipfile.is_zipfile(path):
         raise ValueError(f"--weights {path}: not a .npz of named arrays (save them with np.savez(path, **state_dict))")
-    return read_npz(path, what=f"--weights {path}")
+    arrays = read_npz(path, what=f"--weights {path}")
+    for k, a in arrays.items():
+        if a.dtype.kind != "f":
+            kind = {"i": "integer", "u": "integer", "b": "boolean", "c": "complex"}.get(a.dtype.kind, "non-numeric")
+            raise ValueError(f"--weights {path}: parameter {k!r} has {kind} dtype {a.dtype}, expected "
+                             "floating-point numbers")
+    return arrays
 
 
 def parse_vary(items: list[str]) -> dict[str, list]:

@@ -43,9 +43,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 @contextlib.contextmanager
 def locked(path: str | os.PathLike) -> Iterator[None]:
     """An exclusive lock on `path` + ".lock", held across processes for the block (POSIX advisory lock)."""
-    with open(os.fspath(path) + ".lock", "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    lock = os.fspath(path) + ".lock"
+    try:  # never through a planted link: O_NOFOLLOW refuses one instead of creating or truncating its target
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot use the lock file beside it ({e.strerror})", os.fspath(path)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -321,7 +321,10 @@ def load(path: str | os.PathLike) -> "Probe | Run":
 
 
 def _load_run(d: dict, path: str) -> Run:
-    cfg = Config.from_json(_text(d, "config", path))
+    try:
+        cfg = Config.from_json(_text(d, "config", path))
+    except ValueError as e:
+        raise ValueError(f"{path}: a run bundle's {e}") from None
     # classification / LSTM only; and what older run bundles lack
     optional = ("accuracy", "grad_c_norm", "gate_means", "gates_last") + LATER_RUN_ARRAYS
     missing = [k for k in RUN_ARRAYS + PARAM_NAMES if k not in d and k not in optional]
@@ -337,7 +340,10 @@ def _load_run(d: dict, path: str) -> Run:
         if k in arrays and arrays[k].shape != arrays["grad_h_norm"].shape:
             raise ValueError(f"{path}: {k} has shape {arrays[k].shape}, expected {arrays['grad_h_norm'].shape} "
                              "(records, steps) like grad_h_norm")
-    stopped = json.loads(_text(d, "stopped", path))
+    try:
+        stopped = json.loads(_text(d, "stopped", path))
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: entry 'stopped' is not valid JSON: {type(e).__name__}") from None
     return Run(config=cfg, loss_kind=_text(d, "loss_kind", path), stopped=stopped,
                param_norms={k: _numeric(d, f"param_norm.{k}", path) for k in PARAM_NAMES if f"param_norm.{k}" in d},
                params={k: _numeric(d, k, path, kinds="f") for k in PARAM_NAMES},

@@ -290,7 +290,8 @@ def test_a_full_server_refuses_a_training_in_one_line_and_frees_it_after():
         at = app(mode="train", steps="50", seq_len="20")
         at.button[[b.label for b in at.button].index("Train both cells")].click().run()
         assert not at.exception
-        assert any("try again when one finishes" in e.value for e in at.error), [e.value for e in at.error]
+        assert any("Training did not run" in e.value and "try again when it finishes" in e.value for e in at.error), \
+            [e.value for e in at.error]
     assert budget.SERVER.used == 0 and budget.SERVER.holders == 0
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()  # free again: it trains
     assert not at.exception and not at.error and budget.SERVER.used == 0

@@ -179,3 +179,35 @@ def test_verify_refuses_a_recomputation_over_the_memory_budget(tmp_path, monkeyp
     with pytest.raises(ValueError, match="recomputing this bundle needs about .* GB") as e:
         gradlab.verify(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_run_bundle_with_deep_json_is_refused_in_one_line(tmp_path):
+    run = gradlab.train(gradlab.Config(seq_len=6, hidden=3, batch=2, steps=2, record_every=1))
+    run.save(tmp_path / "r.npz")
+    arrays = dict(np.load(tmp_path / "r.npz"))
+    np.savez(tmp_path / "deep.npz", **dict(arrays, stopped=np.array("[" * 100_000 + "]" * 100_000)))
+    refused(tmp_path / "deep.npz", "'stopped' is not valid JSON")
+    np.savez(tmp_path / "cfg.npz", **dict(arrays, config=np.array("{\"a\":" * 100_000)))
+    refused(tmp_path / "cfg.npz", "a run bundle's config is not valid JSON")
+
+
+def test_weights_that_are_not_floating_point_name_the_file(arrays, tmp_path):
+    path = tmp_path / "w.npz"
+    np.savez(path, **{k: arrays[k].astype(bool) if k == "weight_ih_l0" else arrays[k]
+                      for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")})
+    r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--seq-len", "6", "--hidden", "3", "--batch", "2",
+                        "--weights", str(path)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert str(path) in r.stderr and "'weight_ih_l0' has boolean dtype" in r.stderr
+
+
+def test_the_lock_file_is_never_opened_through_a_planted_link(tmp_path):
+    from gradlab import files
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "sweep.csv"
+    Path(str(out) + ".lock").symlink_to(victim)
+    with pytest.raises(OSError, match="cannot use the lock file"):
+        with files.locked(out):
+            pass
+    assert victim.read_text() == "precious"

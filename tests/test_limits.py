@@ -205,6 +205,9 @@ def test_training_records_cannot_grow_without_bound():
 def test_the_server_budget_refuses_what_does_not_fit_and_releases_what_it_held():
     from gradlab.budget import Budget
     b = Budget(100)
+    with pytest.raises(ValueError, match="more than this server's 0 GB limit: lower seq_len"):
+        with b.hold(101, "too big"):
+            pass
     with b.hold(60, "first"):
         with pytest.raises(ValueError, match="second needs about .* 1 other training running on this server"):
             with b.hold(50, "second"):
