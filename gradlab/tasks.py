@@ -1,4 +1,4 @@
-"""Synthetic long-dependency tasks, exactly as in shared/TASKS.md.
+"""Synthetic long-dependency tasks, each exactly as published (the variant and its paper are named in its docstring).
 
 Each task is a pure function (T, B, rng) -> Batch with time-major arrays:
   x (L, B, D) inputs; y (L, B, O) float targets for "mse" or (L, B) integer classes for "xent";

@@ -1,4 +1,4 @@
-"""Theory functions against known answers (shared/TASKS.md)."""
+"""Theory functions against known answers (the literature's results, each stated in its test)."""
 import numpy as np
 import pytest
 

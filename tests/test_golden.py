@@ -1,4 +1,6 @@
-"""gradlab against PyTorch autograd: the reference bundles (float64) from shared/golden, copied into fixtures."""
+"""gradlab against PyTorch autograd: reference bundles computed with torch autograd in float64 (tests/fixtures/golden:
+tanh/ReLU/linear RNNs, LSTMs on MSE and masked cross-entropy, a saturating and an exploding case; each holds its
+parameters, batch and torch's values under the gradlab bundle format)."""
 import numpy as np
 import pytest
 from conftest import GOLDEN
@@ -12,7 +14,7 @@ assert GOLDEN, "the golden fixtures are missing"
 def test_matches_pytorch_autograd(path):
     errors = gradlab.verify(path)
     b = gradlab.load(path)
-    # grad_x_norm (||dL/dx_t||) is in every reference: a fixture without it is a stale copy of shared/golden
+    # grad_x_norm (||dL/dx_t||) is in every reference: a fixture without it is a stale copy
     expected = {"loss", "grad_h_norm", "grad_whh_contrib_norm", "grad_x_norm", "h"} | {f"grad.{k}" for k in b.params}
     if b.cell == "lstm":
         expected |= {"grad_c_norm", "c", "gates"}

@@ -1,4 +1,5 @@
-"""The theory of shared/TASKS.md, reproduced numerically by probes."""
+"""The theory of vanishing and exploding gradients (Pascanu et al. 2013; Bengio et al. 1994; Le et al. 2015;
+Chen, Pennington & Schoenholz 2018), reproduced numerically by probes."""
 import numpy as np
 import pytest
 
