@@ -18,12 +18,11 @@ from pathlib import Path
 import streamlit as st
 
 import gradlab
-from gradlab import analysis, budget, export, panels, plots, sweep
-from gradlab.probe import estimate_bytes
-from gradlab.train import record_bytes
+from gradlab import analysis, budget, export, panels, plots, scenes, sweep
 from gradlab.config import CLIP_MODES, INITS, NONLINEARITIES, OPTIMIZERS, TASKS, Config
-from gradlab import scenes
+from gradlab.probe import estimate_bytes
 from gradlab.scenes import BY_NAME, SCENES
+from gradlab.train import record_bytes
 
 DEFAULT = BY_NAME["vanishing"].config
 HAVE_BROWSER = export.chromium() is not None  # static PNG/SVG/PDF export needs one; HTML and CSV never do
@@ -130,7 +129,7 @@ def check_query_params() -> list[str]:
             # widget reads it from the session, and the address bar shows it as the widget would write it.
             value = _typed(by_key[key], raw) if key in by_key else (raw == "true" if key == "lecture" else raw)
             st.session_state[key] = value
-            st.query_params[key] = raw if key not in by_key else _url_text(value)
+            st.query_params[key] = raw if key not in by_key else str(value)  # as the widget writes it
         if not ok:
             notices.append(f"URL value `{key}={raw[:40]}` is not valid here; using the default instead.")
             del st.query_params[key]
@@ -138,11 +137,6 @@ def check_query_params() -> list[str]:
     if scene in BY_NAME and not any(c.key in st.query_params for c in CONTROLS):
         apply_scene(scene)  # a bare scene link (?scene=exploding) opens that scene's settings
     return notices
-
-
-def _url_text(v) -> str:
-    """A value as the widgets write it into the URL."""
-    return str(v)
 
 
 def _typed(c: Control, raw: str):
@@ -288,8 +282,6 @@ RUNS_KEPT = 3  # trained settings a session keeps (the oldest is dropped): a lon
 def train_ui(cfg: Config, style: plots.Style) -> dict | None:
     """The Train button, a progress bar with ETA and partial results; a stop button that keeps what was done."""
     store = st.session_state.setdefault("runs", {})
-    while len(store) > RUNS_KEPT:
-        store.pop(next(iter(store)))  # dicts keep insertion order: the oldest training goes first
     interrupted = st.session_state.pop("_training", None)
     if interrupted in store:  # the previous run was cut short by Stop (or any other control): say so on its plots
         for r in store[interrupted].values():
@@ -316,12 +308,12 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
                 live.plotly_chart(panels.figure("learning", runs, style), theme=None, width="stretch",
                                   key=f"live_learning_{draws[0]}")
 
-        # The marker survives only a real interruption (Stop or another control reruns the script, which Streamlit
-        # does by raising a BaseException in this thread); an error ends training here and says so instead.
-        st.session_state["_training"] = cfg
         # both cells: each one's records and one probe's working set
         need = sum(record_bytes(cfg.replace(cell=c)) + estimate_bytes(cfg.replace(cell=c)) for c in ("rnn", "lstm"))
         started = False
+        # The marker survives only a real interruption (Stop or another control reruns the script, which Streamlit
+        # does by raising a BaseException in this thread); an error ends training here and says so instead.
+        st.session_state["_training"] = cfg
         try:
             with budget.SERVER.hold(need, "this training"):
                 started = True
@@ -337,7 +329,7 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
                 st.error(f"Training stopped with an error: {type(e).__name__}: {e}. Everything recorded before it "
                          "is kept below.")
         while len(store) > RUNS_KEPT:
-            store.pop(next(iter(store)))
+            store.pop(next(iter(store)))  # dicts keep insertion order: the oldest training goes first
         st.session_state.pop("_training", None)  # not reached when a rerun unwinds the loop: then it was a stop
         bar.empty()
         live.empty()
