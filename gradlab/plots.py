@@ -115,17 +115,16 @@ def _edge_markers(fig, t, g, yr, color, col, style, what):
 
 
 def _times(x: float) -> str:
+    """A ratio as a legend prints it: two decimals near 1, a power of ten far from it."""
     if x is None or not np.isfinite(x) or x <= 0:
         return "not comparable:"
     return f"{x:.2f}" if 0.1 <= x <= 10 else f"{x:.0e}".replace("e+0", "e+").replace("e-0", "e-")
 
 
 def off_label(x: float) -> str:
-    """How far a curve is from the measurement at step 1, in words: '1.02 times the measurement at step 1'."""
-    if not np.isfinite(x) or x <= 0:
-        return "not comparable at step 1"
-    v = f"{x:.2f}" if 0.1 <= x <= 10 else f"{x:.0e}".replace("e+0", "e+").replace("e-0", "e-")
-    return f"{v}x measured at step 1"
+    """How far a curve is from the measurement at step 1, in words: '1.02x measured at step 1'."""
+    v = _times(x)
+    return "not comparable at step 1" if v.startswith("not") else f"{v}x measured at step 1"
 
 
 def theory_names(p, sm: dict) -> dict[str, str]:
