@@ -43,6 +43,7 @@ class Scene:
     claims: tuple[Claim, ...] = ()
     train: bool = False
     try_next: str = ""  # what to change next, in words
+    panel: str = "grad_vs_time"  # the panel that makes the scene's point: shown large when presenting, in the handout
 
 
 VERDICTS = {"vanishing": "vanishes", "exploding": "explodes", "preserved": "stays within a factor of a thousand",
@@ -244,7 +245,8 @@ SCENES = [
                         lambda f: f["rnn_ratio"] > analysis.EXPLODING_ABOVE and f["rnn_saturated"] > 0.5,
                         contrast={"hidden": 64})),
           try_next="Raise the hidden units to 64: most units are saturated there too, but the network is chaotic "
-                   "and the gradient explodes."),
+                   "and the gradient explodes.",
+          panel="lyapunov"),
     Scene("orthogonal", "Orthogonal initialisation treats every direction alike",
           "An orthogonal matrix has all its singular values equal ({rnn_sigma_max:.2f}), so each step shrinks every "
           "direction only through the tanh slopes: the median direction is multiplied by {rnn_median:.3f} per step "
@@ -259,7 +261,8 @@ SCENES = [
                   Claim("a {init} matrix of the same scale has a top factor about as large",
                         lambda f: f["rnn_lyap"] > 0.95 * _orthogonal_top(f["rnn_config"]), contrast={"init": "gaussian"})),
           try_next="Switch the init to gaussian at the same scale and compare the Lyapunov spectra: a few directions "
-                   "carry the gradient, the rest vanish fast."),
+                   "carry the gradient, the rest vanish fast.",
+          panel="lyapunov"),
     Scene("forget-bias", "The LSTM vanishes too, unless its gates are set to remember",
           "Over {T} steps, with forget bias {lstm_bf:g}, the forget gates average {lstm_f:.2f}, so the cell path "
           "alone would multiply the gradient by about that at every step. The cell-state gradient is in fact "
@@ -278,7 +281,8 @@ SCENES = [
                         contrast={"init": "chrono"})),
           try_next="Raise the forget bias to 1 (it still vanishes over this length), then pick init chrono, which "
                    "spreads the forget biases over time scales up to T (Tallec and Ollivier): the cell-state "
-                   "gradient survives, and now along the cell path itself."),
+                   "gradient survives, and now along the cell path itself.",
+          panel="cell_paths"),
     Scene("lstm-learns", "The LSTM learns, the RNN does not",
           "Both cells train on identical batches of the {T}-step adding problem, whose two marked numbers lie up "
           "to {lag_max} steps before the answer. The dotted lines are what a network scores with no memory "
@@ -292,7 +296,8 @@ SCENES = [
                   Claim("at sequence length {seq_len} the RNN learns too",
                         lambda f: f["rnn_final"] < 0.5 * f["baseline_low"], contrast={"seq_len": 10})),
           train=True,
-          try_next="Shorten the sequence to 10 and the RNN learns too; lengthen it and the LSTM needs more updates."),
+          try_next="Shorten the sequence to 10 and the RNN learns too; lengthen it and the LSTM needs more updates.",
+          panel="learning"),
 ]
 
 BY_NAME = {s.name: s for s in SCENES}

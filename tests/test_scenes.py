@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gradlab
-from gradlab import scenes
+from gradlab import panels, scenes
 
 PROBE_SEEDS = range(5)
 TRAIN_SEEDS = range(5)
@@ -95,3 +95,9 @@ def test_facts_are_the_measurement():
     assert f["rnn_ratio"] == g[0] / g[-1]
     assert f["rnn_rate"] == pytest.approx((g[0] / g[-1]) ** (1 / 59), rel=1e-12)
     assert f["rnn_max_h"] == np.abs(p["rnn"].h).max() and f["T"] == 60 and f["H"] == 16
+
+
+def test_every_scene_names_a_registered_panel_that_its_records_show():
+    for s in SCENES:
+        p = panels.BY_NAME[s.panel]  # a KeyError names the scene's typo
+        assert s.train or not p.training, s.name  # a training panel only for a scene that trains
