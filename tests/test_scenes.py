@@ -98,6 +98,6 @@ def test_facts_are_the_measurement():
 
 
 def test_every_scene_names_a_registered_panel_that_its_records_show():
-    for s in SCENES:
+    for s in scenes.SCENES:
         p = panels.BY_NAME[s.panel]  # a KeyError names the scene's typo
         assert s.train or not p.training, s.name  # a training panel only for a scene that trains
