@@ -27,6 +27,9 @@ from gradlab.train import record_bytes
 DEFAULT = BY_NAME["vanishing"].config
 HAVE_BROWSER = export.chromium() is not None  # static PNG/SVG/PDF export needs one; HTML and CSV never do
 MODES = ("at initialisation", "train")
+VIEWS = ("explore", "present")  # present: one scene at a time, its narrative and its key panel large
+# What a clicker sends (PageDown/PageUp) and what a keyboard offers; the first of each is shown on its button.
+NEXT_KEYS, PREVIOUS_KEYS = ("PageDown", "Right", "N", "Space"), ("PageUp", "Left", "P")
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ CONTROLS = [
     Control("clip", "Clipping threshold", "options", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0), advanced=True),
 ]
 # A select widget's displayed option is what Streamlit writes to the URL, so scenes show their short names.
-UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name for s in SCENES)}
+UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name for s in SCENES),
+           "theme": plots.THEMES, "view": VIEWS}
+UI_DEFAULTS = {"mode": MODES[0], "lecture": False, "theme": plots.THEMES[0], "view": VIEWS[0]}
 
 
 # ---- engine calls, cached by Config (hashable) -----------------------------------------------------------------
@@ -94,16 +99,17 @@ def probe_pair(cfg: Config) -> dict:
 
 
 @st.cache_resource(max_entries=8 * len(panels.PANELS), show_spinner=False)  # every panel of the last eight views
-def figure(name: str, cfg: Config, lecture: bool):
+def figure(name: str, cfg: Config, style: plots.Style):
     """Figures at initialisation depend only on (panel, Config, style): cache them too."""
-    return panels.figure(name, probe_pair(cfg), plots.Style(lecture))
+    return panels.figure(name, probe_pair(cfg), style)
 
 
 # ---- the URL ---------------------------------------------------------------------------------------------------
 
 def check_query_params() -> list[str]:
-    """Drop malformed or out-of-range URL values before the widgets first read them; say what was dropped.
-    Runs once per session: afterwards the widgets themselves write the URL."""
+    """Read the view from the URL into the session before the widgets first read it; drop malformed or out-of-range
+    values and say what was dropped. Runs once per session: afterwards `write_url` keeps the address bar equal to
+    the view."""
     if st.session_state.get("_url_checked"):
         return st.session_state.get("_url_notices", [])
     st.session_state["_url_checked"] = True
@@ -112,6 +118,8 @@ def check_query_params() -> list[str]:
     for key in list(st.query_params.keys()):
         values = st.query_params.get_all(key)
         raw = values[-1] if values else ""
+        if key == "embed_options":  # Streamlit's own (the page's colours follow the theme): left as it is
+            continue
         if key in by_key:
             ok = _in_domain(by_key[key], raw)
         elif key in UI_KEYS:
@@ -126,10 +134,8 @@ def check_query_params() -> list[str]:
             notices.append(f"`{key}` was given {len(values)} times; using the last value.")
         if ok:
             # Every spelling that means a valid value (hidden=128.0, clip=5, lr=1e-2) becomes the value itself: the
-            # widget reads it from the session, and the address bar shows it as the widget would write it.
-            value = _typed(by_key[key], raw) if key in by_key else (raw == "true" if key == "lecture" else raw)
-            st.session_state[key] = value
-            st.query_params[key] = raw if key not in by_key else str(value)  # as the widget writes it
+            # widget reads it from the session, and write_url spells it back as the widget holds it.
+            st.session_state[key] = _typed(by_key[key], raw) if key in by_key else (raw == "true" if key == "lecture" else raw)
         if not ok:
             notices.append(f"URL value `{key}={raw[:40]}` is not valid here; using the default instead.")
             del st.query_params[key]
@@ -175,94 +181,137 @@ def apply_scene(name: str) -> None:
 
 
 def step_scene(delta: int) -> None:
+    """Next from no scene opens the first (the tour starts at its beginning), Previous the last."""
     names = [s.name for s in SCENES]
-    current = st.session_state.get("scene") or names[0]
-    apply_scene(names[(names.index(current) + delta) % len(names)])
+    current = st.session_state.get("scene")
+    if current not in names:
+        apply_scene(names[0] if delta > 0 else names[-1])
+    else:
+        apply_scene(names[(names.index(current) + delta) % len(names)])
+
+
+def scene_buttons(container, wide: bool = False) -> None:
+    """Previous / Next, driven by a clicker's keys too. Only one set is drawn per page (a shortcut must be unique):
+    the first key of each is on the visible button, the others on buttons the page hides (see STYLE_CSS)."""
+    prev, nxt = container.columns(2) if wide else (container, container)
+    prev.button("Previous", on_click=step_scene, args=(-1,), width="stretch", shortcut=PREVIOUS_KEYS[0],
+                key="scene_previous")
+    nxt.button("Next", on_click=step_scene, args=(1,), width="stretch", shortcut=NEXT_KEYS[0], key="scene_next")
+    with container.container(key="more_keys"):
+        for i, k in enumerate(PREVIOUS_KEYS[1:]):
+            st.button(f"Previous ({k})", on_click=step_scene, args=(-1,), shortcut=k, key=f"scene_previous_{i}")
+        for i, k in enumerate(NEXT_KEYS[1:]):
+            st.button(f"Next ({k})", on_click=step_scene, args=(1,), shortcut=k, key=f"scene_next_{i}")
 
 
 def control_widget(c: Control, container) -> object:
-    default = getattr(DEFAULT, c.key)
-    common = dict(key=c.key, help=c.help or None, bind="query-params", persist_state="page")
+    # A value already in the session (from the URL, a scene, or the user) is the widget's value; passing a default
+    # as well would make Streamlit warn on the page.
+    default = None if c.key in st.session_state else getattr(DEFAULT, c.key)
+    common = dict(key=c.key, help=c.help or None)
     if c.kind == "select":
-        return container.selectbox(c.label, c.domain, index=c.domain.index(default), **common)
+        return container.selectbox(c.label, c.domain, index=0 if default is None else c.domain.index(default), **common)
     if c.kind == "options":
-        return container.select_slider(c.label, c.domain, value=default, **common)
+        return container.select_slider(c.label, c.domain, **common, **({} if default is None else {"value": default}))
     lo, hi, step = c.domain
-    if c.kind == "int":
-        if c.key == "seed":
-            return container.number_input(c.label, lo, hi, int(default), step, **common)
-        return container.slider(c.label, lo, hi, int(default), step, **common)
-    return container.slider(c.label, float(lo), float(hi), float(default), float(step), **common)
+    cast = int if c.kind == "int" else float
+    value = {} if default is None else {"value": cast(default)}
+    if c.key == "seed":
+        return container.number_input(c.label, lo, hi, step=step, **value, **common)
+    return container.slider(c.label, cast(lo), cast(hi), step=cast(step), **value, **common)
 
 
-def sidebar() -> tuple[Config | None, str, bool]:
+def ui_widget(key: str, make):
+    """A view setting that is not a Config field (mode, lecture, theme, view): its value from the session if there,
+    else the default, so no widget is given both."""
+    if key not in st.session_state:
+        st.session_state[key] = UI_DEFAULTS[key]
+    return make()
+
+
+def sidebar(present: bool) -> tuple[Config | None, str, plots.Style]:
     sb = st.sidebar
-    sb.title("gradlab")
-    lecture = sb.toggle("Lecture mode", key="lecture", bind="query-params",
-                        help="Bigger fonts and lines, 16:9 figures, advanced controls hidden")
+    sb.header("gradlab")
+    ui_widget("view", lambda: sb.segmented_control("View", VIEWS, key="view", required=True,
+                                                   help="present: one scene at a time, its key panel large"))
+    ui_widget("theme", lambda: sb.segmented_control("Theme", plots.THEMES, key="theme", required=True,
+                                                    help="dark for a dark room"))
+    lecture = ui_widget("lecture", lambda: sb.toggle("Lecture mode", key="lecture",
+                                                     help="Bigger fonts and lines, advanced controls hidden"))
     with sb.container(border=True):
-        st.selectbox("Scene", [s.name for s in SCENES], key="scene", bind="query-params", index=None,
-                     placeholder="Pick a scene to start the tour",
+        st.selectbox("Scene", [s.name for s in SCENES], key="scene", index=None,
+                     placeholder="Next (PageDown) starts the tour",
                      on_change=lambda: st.session_state.scene and apply_scene(st.session_state.scene))
-        prev, nxt = st.columns(2)
-        prev.button("Previous", on_click=step_scene, args=(-1,), width="stretch")
-        nxt.button("Next", on_click=step_scene, args=(1,), width="stretch")
-    mode = sb.radio("Mode", MODES, key="mode", bind="query-params", horizontal=True)
+        if not present:  # when presenting, the buttons are on the slide
+            scene_buttons(st)
+    mode = ui_widget("mode", lambda: sb.radio("Mode", MODES, key="mode", horizontal=True))
     sb.toggle("Stamp exported figures", value=True, key="stamp",
               help="A small caption on every exported figure: task, T, H, init, seed, gradlab version")
-    values = {}
-    advanced = sb.expander("Advanced", expanded=False) if not lecture else None
-    for c in CONTROLS:
-        if c.advanced and lecture:  # hidden, but still part of the view: from this session, else from the URL
-            raw = st.query_params.get(c.key)
-            url_value = _typed(c, raw) if raw is not None and _in_domain(c, raw) else getattr(DEFAULT, c.key)
-            values[c.key] = st.session_state.get(c.key, url_value)
-            continue
-        values[c.key] = control_widget(c, advanced if c.advanced else sb)
+    # always drawn (collapsed): a widget that is not drawn loses its value, and the view would lose the setting
+    advanced = sb.expander("Advanced", expanded=False)
+    values = {c.key: control_widget(c, advanced if c.advanced else sb) for c in CONTROLS}
     try:
         cfg = DEFAULT.replace(**values)
     except ValueError as e:  # e.g. a sequence too short for the chosen task
         sb.error(str(e))
         cfg = None
-    return cfg, mode, lecture
+    return cfg, mode, plots.Style(lecture or present, st.session_state["theme"])  # presenting is projecting
 
 
 # ---- panels ----------------------------------------------------------------------------------------------------
 
-def chart(fig, name: str, cfg: Config) -> None:
-    camera = {**export.HTML_CONFIG["toImageButtonOptions"], "filename": export.file_name(name, cfg, "svg")[:-4]}
-    st.plotly_chart(fig, theme=None, width="stretch", key=f"chart_{name}",
-                    config={**export.HTML_CONFIG, "toImageButtonOptions": camera})
+def chart(fig, name: str, stem: str) -> None:
+    """A figure at 16:9, as large as the window allows without scrolling inside it (STYLE_CSS sizes the box)."""
+    camera = {**export.HTML_CONFIG["toImageButtonOptions"], "filename": stem}
+    with st.container(key=f"fig_{name}"):
+        st.plotly_chart(fig, theme=None, width="stretch", height="stretch", key=f"chart_{name}",
+                        config={**export.HTML_CONFIG, "toImageButtonOptions": camera})
 
 
-def panel(name: str, fig, cfg: Config, note: str = "", data=None) -> None:
-    p = panels.BY_NAME[name]
-    st.subheader(p.title)
-    st.caption(p.caption + (" " + note if note else ""))
-    chart(fig, name, cfg)
-    downloads(name, fig, cfg, data)
-
-
-def downloads(name: str, fig, cfg: Config, data) -> None:
-    """Per-panel downloads, rendered only when clicked (data= a callable): a slider move costs nothing extra."""
+def panel(name: str, fig, cfg: Config, style: plots.Style, note: str = "", data=None) -> None:
+    """The figure (its title is the panel's heading), then how to read it, then its downloads."""
+    chart(fig, name, export.file_name(name, cfg, "svg")[:-4])
+    st.caption(panels.BY_NAME[name].caption + (" " + note if note else ""))
     stamp = st.session_state.get("stamp", True)
-    formats = [f for f in ("png", "svg", "pdf", "html") if f == "html" or HAVE_BROWSER]
+    download_row(name, lambda: export.with_stamp(fig, cfg, style) if stamp else fig,
+                 lambda fmt: export.file_name(name, cfg, fmt), data, animated=bool(fig.frames))  # + GIF, MP4
+
+
+def download_row(key: str, make_fig, file_name, data=None, animated: bool = False) -> None:
+    """Downloads of one figure (and its table), rendered only when clicked: a slider move costs nothing extra."""
+    formats = [f for f in ("png", "svg", "pdf", "html") + (export.ANIMATION_FORMATS if animated else ())
+               if f == "html" or HAVE_BROWSER]
     cols = st.columns(len(formats) + 1)
     for col, fmt in zip(cols, formats):
-        col.download_button(fmt.upper(), data=lambda fmt=fmt: export.render(export.with_stamp(fig, cfg) if stamp else fig, fmt),
-                            file_name=export.file_name(name, cfg, fmt), mime=export.MIME[fmt], on_click="ignore",
-                            key=f"dl_{name}_{fmt}", icon=":material/download:", width="stretch")
+        col.download_button(fmt.upper(), data=lambda fmt=fmt: export.render(make_fig(), fmt), file_name=file_name(fmt),
+                            mime=export.MIME[fmt], on_click="ignore", key=f"dl_{key}_{fmt}",
+                            icon=":material/download:", width="stretch")
     if data is not None:
-        cols[-1].download_button("CSV", data=lambda: export.csv_bytes(data()), file_name=export.file_name(name, cfg, "csv"),
-                                 mime="text/csv", on_click="ignore", key=f"dl_{name}_csv", icon=":material/table:",
+        cols[-1].download_button("CSV", data=lambda: export.csv_bytes(data()), file_name=file_name("csv"),
+                                 mime="text/csv", on_click="ignore", key=f"dl_{key}_csv", icon=":material/table:",
                                  width="stretch")
 
 
-def share_url(cfg: Config, mode: str, lecture: bool) -> str:
-    """The link that reproduces this view: every control's value, not only the ones already in the address bar."""
+def view_params(cfg: Config) -> dict[str, str]:
+    """The whole view as URL parameters: every control and view setting, defaults included, so a reload, a bookmark
+    or a shared link reproduces it exactly (a link that left out defaults would change meaning with them)."""
+    params = {c.key: str(getattr(cfg, c.key)) for c in CONTROLS}
+    for key, default in UI_DEFAULTS.items():
+        value = st.session_state.get(key, default)
+        params[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    if st.session_state.get("scene") in BY_NAME:
+        params["scene"] = st.session_state["scene"]
+    return params
+
+
+def write_url(params: dict[str, str]) -> None:
+    """Keep the address bar equal to the view (only when it differs: each write is a message to the browser)."""
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+
+
+def share_url(params: dict[str, str]) -> str:
     base = (getattr(st.context, "url", "") or "http://localhost:8501").split("?")[0]
-    params = {c.key: getattr(cfg, c.key) for c in CONTROLS}
-    params.update(mode=mode, lecture=str(lecture).lower())
     return base + "?" + urlencode(params)
 
 
@@ -359,51 +408,91 @@ def scene_ui(scene, cfg: Config, probes: dict, runs: dict | None) -> None:
     st.info(text)
 
 
+# The page's own styling, in one place. Figures: a 16:9 box as wide as the column allows and never taller than the
+# window below Streamlit's header, so title, plot, axes and legend are on screen together at any projector size.
+STYLE_CSS = """<style>
+[class*="st-key-fig_"] {width: min(100%, calc((100vh - 96px) * 16 / 9)); aspect-ratio: 16 / 9; margin: 0 auto;
+                        min-height: 0; overflow: hidden;}
+.st-key-more_keys {display: none;}
+{lecture}
+</style>"""
+# Streamlit sets its theme once per page load (config.toml pins light), so the dark room's page colours are set here:
+# the surfaces and text Streamlit draws, in the figures' dark palette.
+DARK_CSS = """
+.stApp, [data-testid="stHeader"], [data-testid="stMain"] {background: #0e1117 !important; color: #fafafa;}
+[data-testid="stSidebar"], [data-testid="stSidebarContent"] {background: #262730 !important; color: #fafafa;}
+.stApp p, .stApp li, .stApp label, .stApp h1, .stApp h2, .stApp h3, .stApp span, .stApp summary,
+[data-testid="stCaptionContainer"], [data-testid="stWidgetLabel"] {color: #fafafa !important;}
+[data-testid="stCaptionContainer"] p {color: #c8c8c8 !important;}
+.stApp input, .stApp [data-baseweb="select"] > div, .stApp [data-testid="stNumberInputContainer"],
+.stApp button[kind], .stApp [data-testid="stExpander"] details, .stApp pre, .stApp code
+{background: #1b1f27 !important; color: #fafafa !important; border-color: #4a4f5a !important;}
+.stApp [data-testid="stAlert"] > div {background: #1b2a3a !important;}
+.stApp button[kind="primary"] {background: #0072B2 !important;}
+.stApp [data-testid="stButtonGroup"] button {background: #1b1f27 !important; color: #fafafa !important;}
+.stApp [data-testid="stButtonGroup"] button[aria-checked="true"], .stApp [data-testid="stButtonGroup"]
+button[kind*="Active"] {background: #0072B2 !important;}
+"""
+# Presenting: the scene's title and its figure share the window, so the page's top padding shrinks and the figure's
+# box leaves room for the title.
+PRESENT_CSS = """
+[data-testid="stMainBlockContainer"] {padding-top: 2.5rem !important;}
+h1 {font-size: 2.2rem !important; padding-top: 0 !important;}
+[class*="st-key-fig_"] {width: min(100%, calc((100vh - 150px) * 16 / 9)) !important;}
+"""
+LECTURE_CSS = """html {font-size: 19px;}"""  # Streamlit sizes everything in rem: one number scales the page
+
+
 def main() -> None:
-    st.set_page_config(page_title="gradlab: why recurrent networks forget", layout="wide")
+    # presenting or lecturing, the page opens with the sidebar folded away: the figures get the whole width
+    big = (st.session_state.get("view", st.query_params.get("view")) == "present"
+           or str(st.session_state.get("lecture", st.query_params.get("lecture"))).lower() == "true")
+    st.set_page_config(page_title="gradlab: why recurrent networks forget", layout="wide",
+                       initial_sidebar_state="collapsed" if big else "auto")
     notices = check_query_params()
-    cfg, mode, lecture = sidebar()
-    style = plots.Style(lecture)
-    if lecture:
-        st.html("<style>html, body, [class*='st-'] {font-size: 1.25rem}</style>")
+    present = st.session_state.get("view") == "present"
+    if present and st.session_state.get("scene") not in BY_NAME:
+        apply_scene(SCENES[0].name)  # presenting starts at the first scene
+    cfg, mode, style = sidebar(present)
+    st.html(STYLE_CSS.replace("{lecture}", (LECTURE_CSS if style.lecture else "") + (PRESENT_CSS if present else "")
+                              + (DARK_CSS if style.theme == "dark" else "")))
     for n in notices:
         st.warning(n)
     scene = BY_NAME.get(st.session_state.get("scene", ""))
-    st.title("Why recurrent networks forget")
-    scene_box = st.empty()  # filled once the view is measured: the narrative's numbers are this view's
     if cfg is None:
         return
-    url = share_url(cfg, mode, lecture)
-    with st.expander("Share this view"):
-        st.caption("Every control is stored in the link; copy it with the icon on the right.")
-        st.code(url or "(open the app in a browser to see its link)", language=None)
-
+    params = view_params(cfg)
+    write_url(params)
     try:
         probes = probe_pair(cfg)
     except Exception as e:  # never a traceback in front of a class
+        st.title("Why recurrent networks forget")
         st.error(f"The engine could not run this configuration: {e}")
         return
+    if present:
+        return present_ui(scene, cfg, mode, probes, style)
+    st.title("Why recurrent networks forget")
+    scene_box = st.empty()  # filled once the view is measured: the narrative's numbers are this view's
+    with st.expander("Share this view"):
+        st.caption("Every control is stored in the link (and in the address bar); copy it with the icon on the right.")
+        st.code(share_url(params), language=None)
     for cell, p in probes.items():
         for sentence in analysis.flag_sentences(p.nonfinite, p.seq_len):
             st.warning(f"{plots.NAMES[cell]}: {sentence}.")
-    st.markdown(diagnosis_line(probes))
-
+    headline = st.empty()  # what is plotted: the trained weights' profile once trained
     runs = train_ui(cfg, style) if mode == MODES[1] else None
     if runs and len(runs) < 2:
         runs = None
+    headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
     if scene:
         with scene_box.container():
             scene_ui(scene, cfg, probes, runs)
     records = runs or probes
-    data = lambda name: (lambda: panels.table(name, records))  # noqa: E731 (built on click only)
-
-    def fig(name):  # at initialisation the figure is cached per Config; after training it is drawn from the runs
-        return figure(name, cfg, lecture) if records is probes else panels.figure(name, records, style)
-
     notes = {"grad_vs_time": "After training: the profile of the trained weights." if runs else "",
              "learning": diagnosis_line(runs) if runs else ""}
     for p in panels.shown(records, bool(runs)):
-        panel(p.name, fig(p.name), cfg, note=notes.get(p.name, ""), data=data(p.name))
+        panel(p.name, panel_figure(p.name, cfg, records, probes, style), cfg, style, note=notes.get(p.name, ""),
+              data=lambda name=p.name: panels.table(name, records))
         if p.name == "learning":
             for cell, r in runs.items():
                 if r.stopped:
@@ -413,7 +502,28 @@ def main() -> None:
         st.caption("Switch the mode to **train** and press *Train both cells* to see "
                    + ", ".join(p.title.lower() for p in panels.PANELS if p.training) + ".")
     sweep_ui(style)
-    export_all_ui(probes, runs, cfg, style, url)
+    export_all_ui(probes, runs, cfg, style, share_url(params))
+
+
+def panel_figure(name: str, cfg: Config, records: dict, probes: dict, style: plots.Style):
+    """At initialisation the figure is cached per (Config, style); after training it is drawn from the runs."""
+    return figure(name, cfg, style) if records is probes else panels.figure(name, records, style)
+
+
+def present_ui(scene, cfg: Config, mode: str, probes: dict, style: plots.Style) -> None:
+    """One scene: its title, its key panel as large as the window allows, its narrative; the clicker steps."""
+    st.title(scene.title)
+    runs = train_ui(cfg, style) if scene.train or mode == MODES[1] else None
+    if runs and len(runs) < 2:
+        runs = None
+    records = runs or probes
+    name = scene.panel if (runs or not panels.BY_NAME[scene.panel].training) else "grad_vs_time"
+    chart(panel_figure(name, cfg, records, probes, style), name, export.file_name(name, cfg, "svg")[:-4])
+    scene_ui(scene, cfg, probes, runs)
+    names = [s.name for s in SCENES]
+    st.caption(f"Scene {names.index(scene.name) + 1} of {len(names)} · {NEXT_KEYS[0]} or → for the next, "
+               f"{PREVIOUS_KEYS[0]} or ← for the previous · switch the view to explore for every panel")
+    scene_buttons(st, wide=True)
 
 
 SHIPPED_SWEEP = Path(__file__).resolve().parent / "gradlab" / "data" / "sweep_adding.parquet"
@@ -425,15 +535,14 @@ def load_sweep(path: str, mtime: float):
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def sweep_figure(path: str, mtime: float, value: str, lecture: bool):
+def sweep_figure(path: str, mtime: float, value: str, style: plots.Style):
     """Built once per (file version, colour, style): the map does not change when the other controls move."""
-    return plots.trainability_map(load_sweep(path, mtime), plots.Style(lecture), value)
+    return plots.trainability_map(load_sweep(path, mtime), style, value)
 
 
 def sweep_ui(style: plots.Style) -> None:
     """The trainability map of a saved sweep: the shipped one, or any in ./sweeps (python -m gradlab sweep)."""
-    title = "Trainability map"
-    st.subheader(title)
+    st.subheader("Saved sweeps")
     st.caption("Each square is a full training run (or the mean over seeds): did the network learn the dependency "
                "at this sequence length and initial gain? The dashed line is where the RNN's recurrent matrix has "
                "spectral radius 1. Make your own with `python -m gradlab sweep ... --out sweeps/NAME.parquet`.")
@@ -448,20 +557,15 @@ def sweep_ui(style: plots.Style) -> None:
                         format_func=lambda v: "solved fraction" if v == "solved" else "final loss")
     try:
         mtime = Path(path).stat().st_mtime
-        df, fig = load_sweep(path, mtime), sweep_figure(path, mtime, value, style.lecture)
+        df, fig = load_sweep(path, mtime), sweep_figure(path, mtime, value, style)
     except Exception as e:  # a malformed file under ./sweeps must not break the page
         st.error(f"Cannot draw the sweep {name}: {e}" if isinstance(e, (ValueError, OSError))
                  else f"Cannot draw the sweep {name}: {type(e).__name__}: {e}")
         return
-    st.plotly_chart(fig, theme=None, width="stretch", key="chart_sweep", config=export.HTML_CONFIG)
-    formats = [f for f in ("png", "svg", "pdf", "html") if f == "html" or HAVE_BROWSER]
-    cols = st.columns(len(formats) + 1)
     stem = f"trainability_{value}_{Path(path).stem}"
-    for col, fmt in zip(cols, formats):
-        col.download_button(fmt.upper(), data=lambda fmt=fmt: export.render(fig, fmt), file_name=f"{stem}.{fmt}",
-                            mime=export.MIME[fmt], on_click="ignore", key=f"dl_sweep_{fmt}", width="stretch")
-    cols[-1].download_button("CSV", data=lambda: export.csv_bytes(df), file_name=f"sweep_{Path(path).stem}.csv",
-                             mime="text/csv", on_click="ignore", key="dl_sweep_csv", width="stretch")
+    chart(fig, "sweep", stem)
+    download_row("sweep", lambda: fig, lambda fmt: f"sweep_{Path(path).stem}.csv" if fmt == "csv" else f"{stem}.{fmt}",
+                 data=lambda: df)
 
 
 def export_all_ui(probes, runs, cfg: Config, style: plots.Style, url: str) -> None:
@@ -478,6 +582,20 @@ def export_all_ui(probes, runs, cfg: Config, style: plots.Style, url: str) -> No
         "Export all (ZIP)", type="primary", icon=":material/folder_zip:", on_click="ignore", key="dl_all",
         data=lambda: export.zip_bytes(export.export_all(probes, runs, cfg, style=style, stamp=stamp, url=url)),
         file_name=export.file_name("gradlab", cfg, "zip"), mime="application/zip")
+    if HAVE_BROWSER:
+        st.caption("The handout: every scene of the tour on its own page, with its narrative, its claims checked and "
+                   "its key panel, measured at the scene's own settings (about half a minute the first time: one "
+                   "scene trains).")
+        st.download_button("Lecture handout (PDF)", icon=":material/picture_as_pdf:", on_click="ignore",
+                           key="dl_handout", data=handout_bytes, file_name="gradlab_handout.pdf",
+                           mime="application/pdf")
+
+
+@st.cache_resource(show_spinner="Measuring every scene for the handout...")
+def handout_bytes() -> bytes:
+    """The same for everyone (each scene at its own settings and seed): made once per server."""
+    from gradlab import handout
+    return handout.handout()
 
 
 main()

@@ -89,11 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     add_config_flags(p_export)
     p_export.add_argument("--preset", metavar="NAME", help="a dashboard scene (" + ", ".join(BY_NAME) + ") or 'all'")
     p_export.add_argument("--out", metavar="DIR", default="figures", help="output folder (default figures/)")
-    p_export.add_argument("--formats", default="svg,pdf,png,html,csv", help="comma-separated subset of svg,pdf,png,html,csv")
+    p_export.add_argument("--formats", default="svg,pdf,png,html,csv",
+                          help="comma-separated subset of svg,pdf,png,html,csv,gif,mp4 (gif and mp4: the animated "
+                               "panels only, a few seconds each; not by default)")
     p_export.add_argument("--train", action="store_true", help="also train both cells and export the training panels")
     p_export.add_argument("--screen", action="store_true",
                           help="the dashboard's screen style instead of the projector style (big fonts, 16:9)")
     p_export.add_argument("--no-stamp", action="store_true", help="leave out the caption stamp (task, T, H, init, seed)")
+    p_export.add_argument("--bundles", action="store_true",
+                          help="also write the recorded bundles (.npz; ~100 MB for an LSTM at T = 1000); config.json "
+                               "reproduces them exactly with `gradlab probe --config`")
+    p_export.add_argument("--embed-plotlyjs", action="store_true",
+                          help="put plotly.js (4.6 MB) inside every HTML file, so each opens alone; by default they "
+                               "share one plotly.min.js in the export folder")
     p_sweep = sub.add_parser("sweep", help="train both cells over a grid of Config values and seeds (Dask)")
     add_config_flags(p_sweep)
     p_sweep.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2|A:B:N",
@@ -104,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                          help="a Dask scheduler (tcp://host:8786); 'serial' runs in this process; default: all local cores")
     p_sweep.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     p_export.add_argument("--sweep", metavar="FILE", help="draw a saved sweep's trainability map instead")
+    p_export.add_argument("--handout", metavar="FILE.pdf",
+                          help="write a lecture handout instead: one PDF page per scene (every scene, or --preset's)")
     p_verify = sub.add_parser("verify", help="recompute a bundle and report the largest relative error per quantity")
     p_verify.add_argument("bundle", metavar="FILE.npz")
     p_verify.add_argument("--tol", type=float, default=1e-7, help="fail (exit 1) above this relative error")
@@ -195,9 +205,11 @@ def _sweep(args) -> int:
 
 
 def _export(args) -> int:
-    from . import export  # plotting libraries are only needed here
+    from . import animation, export  # plotting libraries are only needed here
     from .plots import Style
 
+    if args.handout:
+        return _handout(args)
     if args.sweep:
         from . import sweep
         df = sweep.load(args.sweep)
@@ -213,6 +225,11 @@ def _export(args) -> int:
     bad = [f for f in formats if f not in export.FORMATS]
     if bad or not formats:
         raise ValueError(f"--formats {args.formats!r}: expected a comma-separated subset of {','.join(export.FORMATS)}")
+    for f in set(formats) & set(export.ANIMATION_FORMATS):  # before any probing or training: one line if missing
+        try:
+            animation.encoder(f)
+        except animation.NoEncoder as e:
+            raise ValueError(str(e)) from None
     if args.preset:
         if args.preset != "all" and args.preset not in BY_NAME:
             raise ValueError(f"--preset {args.preset!r} is not one of {', '.join(BY_NAME)}, all")
@@ -230,15 +247,45 @@ def _export(args) -> int:
         probes = {c: probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
         runs = train_pair(cfg, on_record=lambda p, label=label: _bar(f"{label}: training", p.step, p.steps)) \
             if train else None
+        # one plotly.js for the whole export: beside the HTML files, or one folder up for --preset all's folders
+        js = True if args.embed_plotlyjs else (f"../{export.PLOTLY_JS}" if sub else export.PLOTLY_JS)
         files = export.export_all(probes, runs, cfg, formats, style, stamp=not args.no_stamp,
-                                  progress=lambda i, n, name, label=label: _bar(f"{label}: {name}", i, n))
+                                  progress=lambda i, n, name, label=label: _bar(f"{label}: {name}", i, n),
+                                  plotlyjs=js, bundles=args.bundles)
         written = export.write_files(files, where)
         total += len(written)
         sys.stderr.write("\n")
         if "NO_IMAGES.txt" in files:
             sys.stderr.write(f"gradlab: note: {files['NO_IMAGES.txt'].decode().strip()}\n")
         print(f"{where}: {len(written)} files")
+    if "html" in formats and not args.embed_plotlyjs and any(sub for sub, _, _ in jobs):
+        total += len(export.write_files({export.PLOTLY_JS: export.plotly_js()}, args.out))
     print(f"wrote {total} files under {args.out}")
+    return 0
+
+
+def _handout(args) -> int:
+    """One PDF page per scene, each measured at its own settings (so Config flags are refused, not ignored)."""
+    from .export import NoBrowser
+    from .files import write_bytes
+    from .handout import handout
+    from .plots import Style
+
+    if args.preset not in (None, "all", *BY_NAME):
+        raise ValueError(f"--preset {args.preset!r} is not one of {', '.join(BY_NAME)}, all")
+    if args.config or any(getattr(args, f.name) is not None for f in dataclasses.fields(Config)):
+        raise ValueError("--handout shows every scene at its own settings: leave out --config and the Config flags")
+    folder = os.path.dirname(os.path.abspath(args.handout))
+    if not os.path.isdir(folder) or os.path.isdir(args.handout):
+        raise ValueError(f"--handout {args.handout}: expected a file name in an existing folder")
+    scenes = list(BY_NAME.values()) if args.preset in (None, "all") else [BY_NAME[args.preset]]
+    try:
+        data = handout(scenes, Style(lecture=not args.screen), progress=lambda i, n, what: _bar(what, i, n))
+    except NoBrowser as e:
+        raise ValueError(f"--handout: {e}") from None
+    sys.stderr.write("\n")
+    write_bytes(args.handout, data)
+    print(f"wrote {args.handout}: {len(scenes)} page{'s' if len(scenes) > 1 else ''}, {len(data) / 1e6:.1f} MB")
     return 0
 
 

@@ -22,19 +22,22 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from . import __version__, panels, plots
+from . import __version__, animation, panels, plots
 from .config import Config
 from .files import write_bytes
 
-FORMATS = ("png", "svg", "pdf", "html", "csv")
+DEFAULT_FORMATS = ("png", "svg", "pdf", "html", "csv")
+ANIMATION_FORMATS = animation.FORMATS  # gif, mp4: animated panels only (fig.frames); seconds each, so never by default
+FORMATS = DEFAULT_FORMATS + ANIMATION_FORMATS
 IMAGE_FORMATS = ("png", "svg", "pdf")
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html",
-        "csv": "text/csv", "zip": "application/zip"}
+        "csv": "text/csv", "zip": "application/zip", "gif": "image/gif", "mp4": "video/mp4"}
 PNG_SCALE = 3  # the figure's own layout size, 3x the pixels: crisp on any projector (SVG and PDF are vectors)
 HTML_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud"],
                "toImageButtonOptions": {"format": "svg", "scale": 3}}
-NO_BROWSER_HINT = ("static images (PNG/SVG/PDF) need Chromium: install Debian's package (apt-get install chromium) "
-                   "or run plotly_get_chrome; HTML, CSV and the ZIP without images work without it")
+NO_BROWSER_HINT = ("static images (PNG/SVG/PDF/GIF/MP4) need Chromium: install Debian's package "
+                   "(apt-get install chromium) or run plotly_get_chrome; HTML, CSV and the ZIP without images work "
+                   "without it")
 
 
 class NoBrowser(RuntimeError):
@@ -55,12 +58,12 @@ def stamp_text(cfg: Config) -> str:
             f"b_f={bf}, seed={cfg.seed} · gradlab {__version__}")
 
 
-def with_stamp(fig: go.Figure, cfg: Config) -> go.Figure:
-    """A copy of the figure carrying a small caption stamp in its bottom-right corner."""
+def with_stamp(fig: go.Figure, cfg: Config, style: plots.Style = plots.Style()) -> go.Figure:
+    """A copy of the figure carrying a small caption stamp in its top-right corner."""
     fig = go.Figure(fig)
     fig.add_annotation(text=stamp_text(cfg), showarrow=False, xref="paper", yref="paper", x=1, y=1,
                        xanchor="right", yanchor="bottom", yshift=45,  # top right, in the title's margin
-                       font=dict(size=max(10, (fig.layout.font.size or 14) - 6), color=plots.GREY))
+                       font=dict(size=max(10, (fig.layout.font.size or 14) - 6), color=style.grey))
     return fig
 
 
@@ -71,7 +74,7 @@ def figures(probes: dict, runs: dict | None, cfg: Config, style: plots.Style = p
     """Every registered panel that the records allow (the training ones when runs are given)."""
     recs = runs if runs else probes
     out = {p.name: panels.figure(p.name, recs, style) for p in panels.shown(recs, bool(runs))}
-    return {k: with_stamp(f, cfg) if stamp else f for k, f in out.items()}
+    return {k: with_stamp(f, cfg, style) if stamp else f for k, f in out.items()}
 
 
 # ---- rendering --------------------------------------------------------------------------------------------------
@@ -105,13 +108,20 @@ def start_browser() -> None:
         _server_started = True
 
 
-def render(fig: go.Figure, fmt: str) -> bytes:
-    """One figure as png | svg | pdf | html bytes."""
+PLOTLY_JS = "plotly.min.js"  # the one copy an export folder's HTML files share
+
+
+def render(fig: go.Figure, fmt: str, plotlyjs: bool | str = True) -> bytes:
+    """One figure as png | svg | pdf | html bytes, or gif | mp4 for an animated one (gradlab.animation.encode).
+    HTML embeds plotly.js (4.6 MB) when plotlyjs is True, else loads it from the path given (offline either way)."""
     if fmt == "html":
-        return pio.to_html(fig, include_plotlyjs=True, full_html=True, config=HTML_CONFIG).encode()
+        return pio.to_html(fig, include_plotlyjs=plotlyjs, full_html=True, config=HTML_CONFIG).encode()
+    if fmt in ANIMATION_FORMATS:
+        return animation.encode(fig, fmt)
     if fmt not in IMAGE_FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     start_browser()
+    fig = animation.still(fig)  # an animated figure's still: the finished pass, without play button and slider
     w, h = fig.layout.width or 1200, fig.layout.height or 520
     with _render_lock, warnings.catch_warnings():  # plotly warns that kaleido's options are ignored once its
         warnings.simplefilter("ignore", UserWarning)  # server runs: expected
@@ -134,35 +144,47 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
 
 # ---- everything at once -----------------------------------------------------------------------------------------
 
-def export_all(probes: dict, runs: dict | None, cfg: Config, formats=FORMATS, style: plots.Style = plots.Style(),
-               stamp: bool = True, url: str = "", progress=None) -> dict[str, bytes]:
+def export_all(probes: dict, runs: dict | None, cfg: Config, formats=DEFAULT_FORMATS,
+               style: plots.Style = plots.Style(), stamp: bool = True, url: str = "",
+               progress=None, plotlyjs: bool | str = PLOTLY_JS, bundles: bool = True) -> dict[str, bytes]:
     """{file name: bytes} for every panel in every format, the data as CSV, the bundles, config.json and the URL.
-    Image formats are left out (and a NO_IMAGES.txt says why) when no Chromium can be found."""
+    GIF and MP4 are made for the animated panels only. Image formats are left out (and a NO_IMAGES.txt says why) when
+    no Chromium can be found. The HTML files share one plotly.min.js beside them (`plotlyjs`: True embeds it in
+    each, another path points them at a copy elsewhere, e.g. "../plotly.min.js", which the caller writes)."""
     files: dict[str, bytes] = {}
+    if "html" in formats and plotlyjs == PLOTLY_JS:
+        files[PLOTLY_JS] = plotly_js()
     figs = figures(probes, runs, cfg, style, stamp)
-    want_images = [f for f in formats if f in IMAGE_FORMATS]
+    want_images = [f for f in formats if f in IMAGE_FORMATS + ANIMATION_FORMATS]
     if want_images:
         try:
             start_browser()
         except NoBrowser as e:
             files["NO_IMAGES.txt"] = (str(e) + "\n").encode()
             want_images = []
-    jobs = [(p, f) for p in figs for f in formats if f in want_images or f == "html"]
+    jobs = [(p, f) for p in figs for f in formats
+            if (f in want_images and (f not in ANIMATION_FORMATS or figs[p].frames)) or f == "html"]
     for i, (panel, fmt) in enumerate(jobs, 1):
-        files[file_name(panel, cfg, fmt)] = render(figs[panel], fmt)
+        files[file_name(panel, cfg, fmt)] = render(figs[panel], fmt, plotlyjs)
         if progress:
             progress(i, len(jobs), file_name(panel, cfg, fmt))
     if "csv" in formats:
         for panel, df in tables(probes, runs).items():
             files[f"data/{file_name(panel, cfg, 'csv')}"] = csv_bytes(df)
-    for c, p in probes.items():
+    for c, p in (probes if bundles else {}).items():  # at T = 1000 an LSTM's bundle is ~100 MB: optional
         files[f"bundles/probe_{c}.npz"] = _bundle_bytes(p)
-    for c, r in (runs or {}).items():
+    for c, r in ((runs or {}) if bundles else {}).items():
         files[f"bundles/run_{c}.npz"] = _bundle_bytes(r)
     files["config.json"] = (json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n").encode()
     if url:
         files["url.txt"] = (url + "\n").encode()
     return files
+
+
+def plotly_js() -> bytes:
+    """plotly.js as plotly itself ships it (no network): what the shared HTML files load."""
+    from plotly.offline import get_plotlyjs
+    return get_plotlyjs().encode()
 
 
 def _bundle_bytes(rec) -> bytes:
@@ -174,14 +196,15 @@ def _bundle_bytes(rec) -> bytes:
             return fh.read()
 
 
-def sweep_files(df: pd.DataFrame, stem: str, formats=FORMATS, style: plots.Style = plots.Style()) -> dict[str, bytes]:
+def sweep_files(df: pd.DataFrame, stem: str, formats=DEFAULT_FORMATS,
+                style: plots.Style = plots.Style()) -> dict[str, bytes]:
     """A saved sweep's trainability maps (solved fraction and final loss) in every format, and its table."""
     files = {}
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
     for value in ("solved", "final_loss"):
         fig = plots.trainability_map(df, style, value)
         for fmt in formats:
-            if fmt != "csv":
+            if fmt not in ("csv",) + ANIMATION_FORMATS:  # the maps are stills
                 files[f"trainability_{value}_{stem}.{fmt}"] = render(fig, fmt)
     if "csv" in formats:
         files[f"data/sweep_{stem}.csv"] = csv_bytes(df)

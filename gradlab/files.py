@@ -21,6 +21,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".part")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); the user's file gets what open() would give
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
@@ -31,6 +32,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would set it, for every thread, for a moment)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        return 0o022  # the usual one, where /proc cannot say
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -94,7 +94,8 @@ PANELS: tuple[Panel, ...] = (
           plots.spectrum, tables.spectrum),
     Panel("unrolled", "The network unrolled in time",
           "Each circle is a hidden state h_t (and, for the LSTM, a cell state c_t), coloured by the gradient that "
-          "reaches it: the whiteboard picture of backpropagation through time.",
+          "reaches it: the whiteboard picture of backpropagation through time. Press play to watch the backward "
+          "pass go from the loss back to the first step: a hollow circle has not been reached yet.",
           plots.unrolled, tables.unrolled),
 )
 BY_NAME = {p.name: p for p in PANELS}
@@ -110,7 +111,7 @@ def shown(records: dict, trained: bool) -> list[Panel]:
 def figure(name: str, records: dict, style: plots.Style = plots.Style()) -> go.Figure:
     """The panel's figure with its title: records are Runs for training panels, Probes or Runs otherwise."""
     p = BY_NAME[name]
-    fig = p.figure(records, style)
+    fig = plots.legends_by_column(p.figure(records, style))
     fig.update_layout(title=dict(text=p.title, x=0.01))
     return fig
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from . import analysis
@@ -20,54 +21,112 @@ from .tasks import baselines, information
 COLORS = {"rnn": "#D55E00", "lstm": "#0072B2"}
 NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM"}
 CELLS = tuple(COLORS)
-INK, GREY = "#000000", "#6b6b6b"
-# One look per meaning: the exact prediction is solid black; approximations are coloured and dashed differently.
-THEORY = {"lyapunov": (INK, "dash"), "rho": ("#009E73", "dot"), "sigma_max": ("#CC79A7", "dashdot"),
-          "cell_path": ("#E69F00", "longdash")}
+# Every colour a line or mark is drawn in, per theme, checked for 3:1 contrast against its background (WCAG's rule for
+# graphics; tests/test_plots.py). The cells keep their Okabe-Ito colours on both; Okabe-Ito's orange and sky blue fall
+# to about 2.3:1 on white, so the light theme uses a darker orange and puts black (the ink) where the sky blue was.
+# One look per meaning: the exact prediction is drawn in the ink, dashed; each approximation has its own colour and dash.
+PALETTES = {
+    "light": dict(paper="#ffffff", ink="#000000", grey="#5f5f5f", grid="#e5e5e5", veil="rgba(255,255,255,0.8)",
+                  rho="#009E73", sigma_max="#CC79A7", cell_path="#A87500",
+                  gates=("#A87500", "#009E73", "#CC79A7", "#000000")),
+    "dark": dict(paper="#0e1117", ink="#f2f2f2", grey="#a8a8a8", grid="#2e3440", veil="rgba(14,17,23,0.8)",
+                 rho="#009E73", sigma_max="#CC79A7", cell_path="#E69F00",
+                 gates=("#56B4E9", "#009E73", "#CC79A7", "#E69F00")),
+}
+THEMES = tuple(PALETTES)
+DASHES = {"lyapunov": "dash", "rho": "dot", "sigma_max": "dashdot", "cell_path": "longdash"}
 GATE_NAMES = ("input i", "forget f", "cell g", "output o")
 BR = "<br>"  # a legend entry's second line: what a curve is, then how far it is from the measurement
-GATE_COLORS = ("#56B4E9", "#009E73", "#CC79A7", "#E69F00")
 MAX_HEATMAP_COLUMNS = 300
 FONT = "Open Sans, Liberation Sans, Arial, sans-serif"
 
 
 @dataclass(frozen=True)
 class Style:
-    lecture: bool = False  # projector mode: bigger fonts, thicker lines, 16:9
+    lecture: bool = False  # projector mode: bigger fonts, thicker lines
+    theme: str = "light"  # "light" | "dark" (for dark rooms)
+
+    def __post_init__(self):
+        if self.theme not in PALETTES:
+            raise ValueError(f"theme {self.theme!r} is not one of {', '.join(THEMES)}")
 
     @property
     def font(self) -> int:
-        return 22 if self.lecture else 14
+        return 18 if self.lecture else 14
 
     @property
     def line(self) -> float:
-        return 4.0 if self.lecture else 2.2
+        return 3.5 if self.lecture else 2.2
 
     @property
     def size(self) -> tuple[int, int]:
-        return (1600, 900) if self.lecture else (1200, 520)
+        """16:9 everywhere: on screen the dashboard scales it to fit the window, exports keep it."""
+        return (1280, 720) if self.lecture else (1200, 675)
+
+    def __getattr__(self, role: str):  # style.ink, style.paper, style.gates, ...: the theme's colour for that role
+        try:
+            return PALETTES[object.__getattribute__(self, "theme")][role]
+        except KeyError:
+            raise AttributeError(role) from None
+
+    def theory(self, kind: str) -> tuple[str, str]:
+        """(colour, dash) of a theory curve: the prediction in the ink, each approximation in its own colour."""
+        return (self.ink if kind == "lyapunov" else getattr(self, kind)), DASHES[kind]
 
 
 def _cells(records: dict) -> list[str]:
     return [c for c in CELLS if records.get(c) is not None]
 
 
-def _layout(fig: go.Figure, style: Style, height_scale: float = 1.0, legend_y: float = -0.22) -> go.Figure:
+def _template(theme: str) -> go.layout.Template:
+    """The theme as a plotly template, built once per theme: colours, grid and fonts in one place."""
+    c = PALETTES[theme]
+    t = go.layout.Template(pio.templates["plotly_white" if theme == "light" else "plotly_dark"])
+    axis = dict(gridcolor=c["grid"], zerolinecolor=c["grid"], linecolor=c["grey"], tickcolor=c["grey"])
+    t.layout.update(paper_bgcolor=c["paper"], plot_bgcolor=c["paper"], font=dict(family=FONT, color=c["ink"]),
+                    xaxis=axis, yaxis=axis, legend=dict(bgcolor="rgba(0,0,0,0)"), title=dict(x=0.01))
+    return t
+
+
+TEMPLATES = {theme: _template(theme) for theme in THEMES}
+
+
+def _layout(fig: go.Figure, style: Style, legend_y: float = -0.2) -> go.Figure:
     w, h = style.size
-    fig.update_layout(template="plotly_white", width=w, height=h if style.lecture else int(h * height_scale),
-                      font=dict(size=style.font, family=FONT), title=dict(x=0.01),
-                      legend=dict(orientation="h", yanchor="top", y=legend_y, x=0),
-                      margin=dict(l=70, r=30, t=90, b=90))
+    # legends a step smaller than the axes: they carry two lines per approximation and must fit under each plot
+    fig.update_layout(template=TEMPLATES[style.theme], width=w, height=h, font=dict(size=style.font),
+                      legend=dict(orientation="v", yanchor="bottom", y=0, yref="container", x=0,
+                                  font_size=round(style.font * 0.8)),
+                      margin=dict(l=70, r=30, t=90, b=60))
     fig.update_annotations(font_size=style.font)
     return fig
 
 
-def _frame(records: dict, style: Style, titles=None, height_scale: float = 1.0, legend_y: float = -0.22,
-           **kw) -> tuple[go.Figure, list[str]]:
+def _frame(records: dict, style: Style, titles=None, legend_y: float = -0.2, **kw) -> tuple[go.Figure, list[str]]:
     cells = _cells(records)
     titles = titles or [_cell_title(records[c]) for c in cells]
     fig = make_subplots(rows=1, cols=max(len(cells), 1), subplot_titles=titles, horizontal_spacing=0.08, **kw)
-    return _layout(fig, style, height_scale, legend_y), cells
+    return _layout(fig, style, legend_y), cells
+
+
+def legends_by_column(fig: go.Figure) -> go.Figure:
+    """One legend under each column of subplots, holding that column's traces: each cell's curves are read under its
+    own plot, and a long legend grows down instead of covering the other cell's plot."""
+    lay = fig.layout
+    starts = sorted({round((lay[k].domain or [0, 1])[0], 3) for k in lay if k.startswith("xaxis")} or {0.0})
+    if len(starts) < 2:
+        return fig
+    base = lay.legend.to_plotly_json()
+    for i, x0 in enumerate(starts):
+        name = "legend" if i == 0 else f"legend{i + 1}"
+        fig.update_layout({name: {**base, "x": x0, "xanchor": "left"}})
+    for tr in fig.data:
+        axis = "xaxis" + (tr.xaxis or "x")[1:]
+        x0 = round((lay[axis].domain or [0, 1])[0], 3)
+        i = starts.index(x0)
+        tr.legend = "legend" if i == 0 else f"legend{i + 1}"
+    fig.update_layout(showlegend=True)  # plotly.js hides a lone first legend entry by default; each column has its own
+    return fig
 
 
 def _cell_title(rec) -> str:
@@ -128,29 +187,30 @@ def off_label(x: float) -> str:
 
 
 def theory_names(p, sm: dict) -> dict[str, str]:
-    """The legend of every theory curve: what it is, its parameter, and its measured error."""
+    """The legend of every theory curve: what it is, its parameter, and its measured error. Lines of at most about
+    fifty characters, so that each cell's legend fits under its own plot on a 16:9 projector."""
     off = sm["off_at_1"]
     names = {}
     if len(sm["lyapunov"]):
         err = sm["lyapunov"][0] / sm["mean_rate"] - 1 if sm["mean_rate"] > 0 else np.nan
         on = "||dL/dc_t||" if sm["rate_on"] == "grad_c_norm" else "||dL/dh_t||"
         k, B = sm["lyapunov_sequences"], p.h.shape[1]
-        measured = (f"measured on {on}: {sm['mean_rate']:.3g} ({err:+.1%}; "
-                    f"{_times(off.get('theory_lyapunov', np.nan))}x at step 1)" if np.isfinite(sm["mean_rate"])
-                    else f"measured on {on}: not measurable (it reaches exactly 0)")
-        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step ({k}/{B} seq.);{BR}"
-                                    f"{measured}")
+        measured = (f"{sm['mean_rate']:.3g}/step ({err:+.1%}), {_times(off.get('theory_lyapunov', np.nan))}x at step 1"
+                    if np.isfinite(sm["mean_rate"]) else "not measurable (it reaches exactly 0)")
+        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step,{BR}"
+                                    f"from {k} of {B} sequences; measured on {on}:{BR}{measured}")
     if p.cell == "rnn":
         sp = analysis.spectrum(p.params["weight_hh_l0"])
-        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: a linear RNN's (no tanh) long-run rate{BR}"
-                               f"({off_label(off.get('theory_rho', np.nan))})")
-        names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}: Pascanu's upper bound{BR}"
-                                     f"({off_label(off.get('theory_sigma_max', np.nan))})")
+        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: a linear RNN's (no tanh){BR}"
+                               f"long-run rate ({off_label(off.get('theory_rho', np.nan))})")
+        names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}:{BR}"
+                                     f"Pascanu's upper bound ({off_label(off.get('theory_sigma_max', np.nan))})")
     else:
         vs_direct = off.get("theory_cell_path_direct")
-        names["theory_cell_path"] = ("forget-gate product (batch/unit mean) ~ direct cell path" + BR + "("
-                                     + (f"{_times(vs_direct)}x measured direct path, " if vs_direct is not None else "")
-                                     + f"{_times(off.get('theory_cell_path', np.nan))}x total ||dL/dc_t||, at step 1)")
+        total = f"{_times(off.get('theory_cell_path', np.nan))}x total ||dL/dc_t||"
+        names["theory_cell_path"] = ("forget-gate product (batch/unit mean)" + BR + "~ direct cell path; at step 1: "
+                                     + (f"{_times(vs_direct)}x the{BR}measured direct path, {total}"
+                                        if vs_direct is not None else f"{BR}{total}"))
     return names
 
 
@@ -160,7 +220,7 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
     """||dL/dh_t|| over t (log axis) per cell, the Lyapunov prediction and the labelled approximations."""
     probes = {c: r.latest for c, r in records.items() if r is not None}
     # taller on screen: its legend says what every curve is and how far it misses, two lines per approximation
-    fig, cells = _frame(probes, style, height_scale=1.6, legend_y=-0.16, shared_yaxes=True)
+    fig, cells = _frame(probes, style, shared_yaxes=True)
     yr = _log_range(*[getattr(probes[c], k) for c in cells for k in ("grad_h_norm", "grad_c_norm", "grad_h_norm_last")])
     for col, c in enumerate(cells, 1):
         p = probes[c]
@@ -176,7 +236,7 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
             _line(fig, t, p.grad_c_norm, "LSTM: ||dL/dc_t|| (cell state, measured)", COLORS[c], style, col, dash="dot")
         for k, name in theory_names(p, sm).items():
             if k in sm["curves"]:
-                look = THEORY[k.removeprefix("theory_")]
+                look = style.theory(k.removeprefix("theory_"))
                 _line(fig, t, sm["curves"][k], name, look[0], style, col, dash=look[1], width=0.7)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
     fig.update_yaxes(type="log", range=yr, exponentformat="power")
@@ -201,11 +261,11 @@ def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
                                       f"{np.median(f):.2g} per step", line=dict(color=COLORS[c], width=style.line),
                                  marker=dict(size=3 + style.line), customdata=np.arange(1, len(f) + 1),
                                  hovertemplate="direction %{customdata}: %{y:.4f} per step<extra></extra>"))
-    fig.add_hline(y=1.0, line=dict(color=INK, width=1))
-    fig.add_hline(y=keep, line=dict(color=GREY, dash="dash", width=1.5))
+    fig.add_hline(y=1.0, line=dict(color=style.ink, width=1))
+    fig.add_hline(y=keep, line=dict(color=style.grey, dash="dash", width=1.5))
     fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(keep), showarrow=False,
-                       text=f"keeps 1e-3 over {T} steps: {keep:.3f} per step", font=dict(color=GREY),
-                       bgcolor="rgba(255,255,255,0.8)")
+                       text=f"keeps 1e-3 over {T} steps: {keep:.3f} per step", font=dict(color=style.grey),
+                       bgcolor=style.veil)
     fig.update_xaxes(title_text="direction (fraction of the state, largest factor first)", range=[0, 1.02])
     fig.update_yaxes(type="log", exponentformat="power", title_text="gradient factor per step")
     return fig
@@ -221,16 +281,19 @@ def cell_paths(records: dict, style: Style = Style()) -> go.Figure:
         return fig
     p = rec.latest
     t = np.arange(1, p.seq_len + 1)
+    # the same looks as in grad_vs_time: measured in the LSTM's colour (dotted: the cell state), the forget-gate
+    # product in the cell-path approximation's colour and dash
     _line(fig, t, p.grad_c_norm, "||dL/dc_t|| (measured, total)", COLORS["lstm"], style, dash="dot")
     direct, rest = getattr(p, "grad_c_direct_norm", None), getattr(p, "grad_c_rest_norm", None)
     if direct is not None:
-        _line(fig, t, direct, "direct cell path: back through the forget gates only (measured)", THEORY["cell_path"][0],
-              style)
-        _line(fig, t, rest, "the rest: paths through the hidden state at least once (measured)", "#56B4E9", style)
+        _line(fig, t, direct, "direct cell path: back through the forget gates only (measured)", COLORS["lstm"],
+              style, width=0.6)
+        _line(fig, t, rest, "the rest: paths through the hidden state at least once (measured)", style.grey, style)
     sm = analysis.summary(p)
     if "theory_cell_path" in sm["curves"]:
+        color, dash = style.theory("cell_path")
         _line(fig, t, sm["curves"]["theory_cell_path"], "product of forget gates (mean over units) x ||dL/dc_T||",
-              INK, style, dash="longdash", width=0.7)
+              color, style, dash=dash)
     fig.update_xaxes(title_text="time step t")
     fig.update_yaxes(type="log", exponentformat="power", title_text="cell-state gradient norm")
     return fig
@@ -282,7 +345,7 @@ def whh_share(records: dict, style: Style = Style()) -> go.Figure:
         side, k = analysis.update_window(w, end)
         t = np.arange(1, len(w) + 1)
         where = f"the last {k} steps before the loss" if side == "last" else f"the first {k} steps"
-        _line(fig, t, share, f"{NAMES[c]}: {where} carry 99% of the terms' summed norm", COLORS[c], style, col)
+        _line(fig, t, share, f"{NAMES[c]}: {where}{BR}carry 99% of the terms' summed norm", COLORS[c], style, col)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_yaxes(title_text="share of the update's terms", row=1, col=1)
@@ -312,7 +375,7 @@ def grad_over_training(runs: dict, style: Style = Style()) -> go.Figure:
 
 
 def _over_steps(runs: dict, style: Style, y_title: str) -> tuple[go.Figure, list[str]]:
-    fig = _layout(go.Figure(), style, legend_y=-0.22)
+    fig = _layout(go.Figure(), style)
     fig.update_layout(xaxis_title="training step", yaxis_title=y_title)
     return fig, _cells(runs)
 
@@ -340,9 +403,9 @@ def learning(runs: dict, style: Style = Style()) -> go.Figure:
 
 def _reference_line(fig, y: float, text: str, style: Style) -> None:
     """A labelled horizontal line on a log axis (an annotation's y there is log10 of the value, placed by hand)."""
-    fig.add_hline(y=y, line=dict(color=INK, dash="dot", width=style.line * 0.6))
+    fig.add_hline(y=y, line=dict(color=style.ink, dash="dot", width=style.line * 0.6))
     fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(y), showarrow=False,
-                       text=text, font=dict(color=INK), bgcolor="rgba(255,255,255,0.8)")
+                       text=text, font=dict(color=style.ink), bgcolor=style.veil)
 
 
 def clipping(runs: dict, style: Style = Style()) -> go.Figure:
@@ -368,11 +431,11 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     """LSTM: heatmaps (unit x time) of the input, forget and output gates for one probe sequence, the mean gate
     values over time, and the forget-gate product along the cell path."""
     rec = records.get("lstm")
-    fig = make_subplots(rows=2, cols=3, row_heights=[0.55, 0.45], vertical_spacing=0.16, horizontal_spacing=0.07,
+    fig = make_subplots(rows=2, cols=3, row_heights=[0.5, 0.5], vertical_spacing=0.24, horizontal_spacing=0.07,
                         subplot_titles=["input gate i", "forget gate f", "output gate o",
                                         "mean gate value over time", "prod of f from t+1 to T", ""],
                         specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]])
-    _layout(fig, style, height_scale=1.3, legend_y=-0.1)
+    _layout(fig, style)
     fig.update_layout(margin=dict(l=70, r=30, t=90, b=60))
     G = rec.latest.gates if rec is not None else None
     if G is None:
@@ -386,7 +449,7 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     cols = np.arange(T - 1, -1, -stride)[::-1]
     if stride > 1:
         fig.add_annotation(text=f"heatmaps show one step in {stride} of {T}", showarrow=False, x=1, y=1.08,
-                           xref="paper", yref="paper", xanchor="right", font=dict(color=GREY))
+                           xref="paper", yref="paper", xanchor="right", font=dict(color=style.grey))
     for col, k in enumerate((0, 1, 3), 1):
         fig.add_trace(go.Heatmap(z=seq[cols, k * H:(k + 1) * H].T, x=t[cols], zmin=0, zmax=1, colorscale="Viridis",
                                  showscale=col == 3, colorbar=dict(title="gate", len=0.5, y=0.78),
@@ -396,9 +459,9 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     means = G.reshape(T, G.shape[1], 4, H).mean(axis=(1, 3))
     for k, name in enumerate(GATE_NAMES):
         fig.add_trace(go.Scatter(x=t, y=means[:, k], mode="lines", name=name,
-                                 line=dict(width=style.line, color=GATE_COLORS[k])), row=2, col=1)
+                                 line=dict(width=style.line, color=style.gates[k])), row=2, col=1)
     fig.add_trace(go.Scatter(x=t, y=analysis.forget_product(G), mode="lines", name="prod f (mean over units)",
-                             line=dict(width=style.line, color=GATE_COLORS[1], dash="longdash")), row=2, col=3)
+                             line=dict(width=style.line, color=style.gates[1], dash="longdash")), row=2, col=3)
     fig.update_yaxes(type="log", exponentformat="power", row=2, col=3)
     fig.update_xaxes(title_text="time step t", row=2, col=1)
     fig.update_xaxes(title_text="time step t", row=2, col=3)
@@ -415,13 +478,13 @@ def spectrum(records: dict, style: Style = Style()) -> go.Figure:
     _layout(fig, style)
     circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
     fig.add_trace(go.Scatter(x=circle.real, y=circle.imag, mode="lines", name="unit circle", legendgroup="circle",
-                             line=dict(color=GREY, width=1.5), hoverinfo="skip"), row=1, col=1)
+                             line=dict(color=style.grey, width=1.5), hoverinfo="skip"), row=1, col=1)
     for col, c in enumerate(cells, 1):
         W = probes[c].params["weight_hh_l0"]
         sp = analysis.spectrum(W)
         if col > 1:
             fig.add_trace(go.Scatter(x=circle.real, y=circle.imag, mode="lines", legendgroup="circle", showlegend=False,
-                                     line=dict(color=GREY, width=1.5), hoverinfo="skip"), row=1, col=col)
+                                     line=dict(color=style.grey, width=1.5), hoverinfo="skip"), row=1, col=col)
         blocks = ["W_hh"] if c == "rnn" else [f"W_h{n[0]}" for n in GATE_NAMES]
         for b, name in enumerate(blocks):
             e = sp["eigvals"][b]
@@ -442,9 +505,10 @@ def spectrum(records: dict, style: Style = Style()) -> go.Figure:
     return fig
 
 
-def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60) -> go.Figure:
+def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60, frames: int | None = None) -> go.Figure:
     """The chain h_1 ... h_T (and c_t for the LSTM) as circles coloured by log10 of the gradient reaching them.
-    Long sequences are shown at max_nodes evenly spaced steps, said on the figure."""
+    Long sequences are shown at max_nodes evenly spaced steps, said on the figure. Animated by gradlab.animation: the
+    backward pass reaching the nodes in `frames` steps (None: its default, 0: a still); the base is the last frame."""
     probes = {c: r.latest for c, r in records.items() if r is not None}
     cells = _cells(probes)
     rows = [(c, k) for c in cells for k in (("grad_h_norm", "grad_c_norm") if c == "lstm" else ("grad_h_norm",))]
@@ -455,14 +519,14 @@ def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60) -> go.F
     T = max(len(v) for v in logs.values()) if logs else 1
     stride = -(-T // max_nodes)  # ceil: evenly spaced nodes, always ending at the loss step
     idx = np.arange(T - 1, -1, -stride)[::-1]
-    fig = _layout(go.Figure(), style, height_scale=0.8)
+    fig = _layout(go.Figure(), style)
     fig.update_layout(margin=dict(l=160, r=30, t=90, b=60), xaxis=dict(title="time step t", showgrid=False),
                       yaxis=dict(showgrid=False, zeroline=False, tickvals=list(range(len(rows))),
                                  ticktext=[f"{NAMES[c]} {'h_t' if k == 'grad_h_norm' else 'c_t'}" for c, k in rows],
                                  autorange="reversed"))
     if stride > 1:
         fig.add_annotation(text=f"one step in {stride} of {T} shown", showarrow=False, x=1, y=1.02, xref="paper",
-                           yref="paper", xanchor="right", yanchor="bottom", font=dict(color=GREY))
+                           yref="paper", xanchor="right", yanchor="bottom", font=dict(color=style.grey))
     for y, (c, k) in enumerate(rows):
         v = logs.get((c, k))
         if v is None:
@@ -477,7 +541,8 @@ def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60) -> go.F
                         cmin=lo, cmax=hi, colorscale="Viridis", line=dict(color=COLORS[c], width=2),
                         showscale=y == 0, colorbar=dict(title="log10 gradient")),
             customdata=10.0 ** z, hovertemplate="t=%{x}: %{customdata:.2e}<extra></extra>"))
-    return fig
+    from .animation import FRAMES, animate  # imported here: animation builds on this module
+    return animate(fig, style, FRAMES if frames is None else frames)
 
 
 # ---- sweeps ------------------------------------------------------------------------------------------------------

@@ -301,3 +301,13 @@ SCENES = [
 ]
 
 BY_NAME = {s.name: s for s in SCENES}
+
+
+def measure(scene: Scene, on_record: Callable | None = None) -> tuple[dict, dict | None]:
+    """A scene's view, measured: (probes, runs), both cells probed at the scene's Config and, for a training scene,
+    both trained on it (`on_record` as gradlab.train_pair's; runs is None otherwise). Its words are then
+    say(scene, facts(runs or probes, runs))."""
+    from .probe import probe  # the engine's entry points, imported here as _orthogonal_top does
+    from .train import train_pair
+    probes = {c: probe(scene.config.replace(cell=c)) for c in ("rnn", "lstm")}
+    return probes, train_pair(scene.config, on_record=on_record) if scene.train else None

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradlab import panels
+from gradlab import panels, scenes
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -102,10 +102,9 @@ def test_malformed_url_values_fall_back_with_a_notice(query):
 def test_lecture_mode_changes_the_layout():
     normal, lecture = app(), app(lecture="true")
     assert not lecture.exception
-    assert normal.expander and not any(e.label == "Advanced" for e in lecture.expander)
     f0, f1 = charts(normal)[0]["layout"], charts(lecture)[0]["layout"]
     assert f1["font"]["size"] > f0["font"]["size"]
-    assert f1["width"] / f1["height"] == pytest.approx(16 / 9)
+    assert f0["width"] / f0["height"] == pytest.approx(16 / 9) and f1["width"] / f1["height"] == pytest.approx(16 / 9)
     assert grad_trace(lecture)["line"]["width"] > grad_trace(normal)["line"]["width"]
 
 
@@ -124,13 +123,16 @@ def test_training_mode_draws_the_heatmap_and_learning_curves():
 
 def test_tour_steps_through_scenes():
     at = app()
-    at.button[[b.label for b in at.button].index("Next")].click().run()
-    assert not at.exception
+    at.button(key="scene_next").click().run()
+    assert not at.exception and at.selectbox(key="scene").value == "vanishing"  # the tour starts at its beginning
+    at.button(key="scene_next").click().run()
     assert at.selectbox(key="scene").value == "exploding"
     assert at.selectbox(key="init").value == "gaussian" and at.slider(key="init_scale").value == 2.0
     assert "The exploding gradient" in " ".join(i.value for i in at.info)
-    at.button[[b.label for b in at.button].index("Previous")].click().run()
+    at.button(key="scene_previous").click().run()
     assert at.selectbox(key="scene").value == "vanishing" and at.selectbox(key="init").value == "pytorch"
+    at.button(key="scene_previous").click().run()
+    assert at.selectbox(key="scene").value == scenes.SCENES[-1].name  # Previous from the first wraps to the last
 
 
 def test_scene_links():
@@ -306,3 +308,37 @@ def test_a_session_keeps_only_its_latest_trainings():
     at.run()
     kept = at.session_state["runs"]
     assert [c.seq_len for c in kept] == [30, 35, 40]  # the three latest, oldest first
+
+
+def test_the_address_bar_holds_every_setting_of_the_view():
+    """Defaults included: a reload or a bookmark must not depend on what the defaults happen to be."""
+    at = app(scene="forget-bias")
+    at.slider(key="forget_bias").set_value(1.0).run()  # the sidebar's default value, yet part of this view
+    q = at.query_params
+    assert not at.exception
+    for c in dashboard_controls():
+        assert c in q, c
+    assert q["forget_bias"] == "1.0" and q["seq_len"] == "1000" and q["scene"] == "forget-bias"
+    assert q["theme"] == "light" and q["view"] == "explore"
+    again = app(**dict(q))
+    assert not again.exception and not again.warning
+    assert text(again) == text(at) and [i.value for i in again.info] == [i.value for i in at.info]
+    assert "You changed LSTM forget-gate bias" in again.info[0].value  # not reset to the scene's own settings
+
+
+def dashboard_controls() -> list[str]:
+    import ast
+    src = (Path(__file__).resolve().parent.parent / "dashboard.py").read_text()
+    return [node.args[0].value for node in ast.walk(ast.parse(src))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Control"]
+
+
+@pytest.mark.parametrize("key,value", [("theme", "dark"), ("view", "present")])
+def test_theme_and_view_come_from_the_url(key, value):
+    at = app(**{key: value})
+    assert not at.exception and not at.warning
+    assert at.query_params[key] == value
+    if key == "theme":
+        assert charts(at)[0]["layout"]["template"]["layout"]["paper_bgcolor"] == "#0e1117"
+    else:
+        assert len(charts(at)) == 1 and at.query_params["scene"] == "vanishing"  # one scene, from the first

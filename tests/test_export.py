@@ -137,7 +137,7 @@ def run_cli(*args):
 def test_cli_preset_is_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        r = run_cli("--preset", "vanishing", "--out", str(out), "--formats", "csv,html")
+        r = run_cli("--preset", "vanishing", "--out", str(out), "--formats", "csv,html", "--bundles")
         assert r.returncode == 0, r.stderr
     data = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix != ".html")
     assert Path("config.json") in data and Path("bundles/probe_rnn.npz") in data
@@ -155,7 +155,7 @@ def test_cli_exports_every_format_from_flags(tmp_path):
 
 
 def test_cli_export_errors_are_one_line():
-    for args, words in ((["--preset", "nope"], "--preset 'nope'"), (["--formats", "gif"], "--formats 'gif'")):
+    for args, words in ((["--preset", "nope"], "--preset 'nope'"), (["--formats", "bmp"], "--formats 'bmp'")):
         r = run_cli(*args)
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -198,3 +198,28 @@ def test_ctrl_c_during_a_training_export_is_one_line(tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and "Traceback" not in err and "gradlab: interrupted" in err
     assert not [f for f in tmp_path.rglob("*") if f.name.endswith(".part")]
+
+
+def test_an_export_folder_shares_one_plotly_js(records):
+    """Each HTML file loads plotly.min.js from beside it (one 4.6 MB copy per export, still offline)."""
+    files = export.export_all(records[0], None, CFG, formats=("html",))
+    html = [n for n in files if n.endswith(".html")]
+    assert len(html) >= 8 and files[export.PLOTLY_JS] == export.plotly_js()
+    for n in html:
+        text = files[n].decode()
+        assert f'src="{export.PLOTLY_JS}"></script>' in text and len(text) < 1_000_000, n
+    embedded = export.export_all(records[0], None, CFG, formats=("html",), plotlyjs=True)
+    assert export.PLOTLY_JS not in embedded and len(embedded[html[0]]) > 3_000_000
+
+
+def test_cli_preset_all_writes_one_plotly_js_for_every_folder(tmp_path):
+    from gradlab import cli
+    assert cli.main(["export", "--preset", "all", "--out", str(tmp_path), "--formats", "html"]) == 0
+    copies = list(tmp_path.rglob(export.PLOTLY_JS))
+    assert copies == [tmp_path / export.PLOTLY_JS]
+    pages = list(tmp_path.rglob("*.html"))
+    assert len(pages) >= 6 * 8
+    for page in pages:
+        assert f'src="../{export.PLOTLY_JS}"></script>' in page.read_text(), page
+    total = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    assert total < 40 * 2**20, total

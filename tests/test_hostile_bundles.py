@@ -211,3 +211,18 @@ def test_the_lock_file_is_never_opened_through_a_planted_link(tmp_path):
         with files.locked(out):
             pass
     assert victim.read_text() == "precious"
+
+
+def test_written_files_get_the_permissions_open_would_give(tmp_path):
+    """A handout or an export is for sharing: not the private 0600 of a temporary file."""
+    import os
+    from gradlab.files import write_bytes
+    old = os.umask(0o022)
+    try:
+        write_bytes(tmp_path / "a.pdf", b"%PDF-")
+        assert (tmp_path / "a.pdf").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        write_bytes(tmp_path / "b.pdf", b"%PDF-")
+        assert (tmp_path / "b.pdf").stat().st_mode & 0o777 == 0o600  # a stricter umask is respected
+    finally:
+        os.umask(old)
