@@ -237,7 +237,7 @@ def sidebar(present: bool) -> tuple[Config | None, str, plots.Style]:
     ui_widget("theme", lambda: sb.segmented_control("Theme", plots.THEMES, key="theme", required=True,
                                                     help="dark for a dark room"))
     lecture = ui_widget("lecture", lambda: sb.toggle("Lecture mode", key="lecture",
-                                                     help="Bigger fonts and lines, advanced controls hidden"))
+                                                     help="Bigger fonts and lines; the sidebar starts folded"))
     with sb.container(border=True):
         st.selectbox("Scene", [s.name for s in SCENES], key="scene", index=None,
                      placeholder="Next (PageDown) starts the tour",
@@ -388,7 +388,7 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
 def scene_ui(scene, cfg: Config, probes: dict, runs: dict | None) -> None:
     """The scene's narrative filled with this view's measurements, and each of its claims checked on this view."""
     if scene.train and not runs:
-        st.info(f"**{scene.title}.** Switch the mode to **train** and press **Train both cells**: the story of this "
+        st.info(f"**{scene.title}.** Press **Train both cells** (above): the story of this "
                 "scene is told by the training, and its numbers appear when it is done.")
         return
     f = scenes.facts(probes if not runs else runs, runs)

@@ -91,7 +91,7 @@ def animate(fig: go.Figure, style: plots.Style = plots.Style(), frames: int = FR
         for i in rows:
             m = xs[i] >= t
             out.append(go.Scatter(x=xs[i][~m], y=ys[i][~m]))
-        label = f"backward pass at t = {t}" + (" (complete)" if done else "")
+        label = f"backward pass complete: back to t = {t}" if done else f"backward pass at t = {t}"
         out.append(go.Scatter(x=[t, t], y=[top, bottom], text=[label, ""],
                               textposition="top left" if t > mid else "top right"))
         return out

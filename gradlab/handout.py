@@ -104,7 +104,7 @@ def words(scene: Scene, probes: dict, runs: dict | None) -> dict:
 def _blocks(w: dict) -> list[tuple[str, tuple, str]]:
     """(label, label colour, text) per block of words; the narrative has no label."""
     out = [("", INK, w["narrative"])]
-    out += [("✓ holds" if ok else "✗ not on this view", HOLDS if ok else FAILS, text) for text, ok in w["claims"]]
+    out += [("✓ holds" if ok else "✗ not in this measurement", HOLDS if ok else FAILS, text) for text, ok in w["claims"]]
     if w["try_next"]:
         out.append(("Try next:", INK, w["try_next"]))
     return out

@@ -31,8 +31,8 @@ class Panel:
 PANELS: tuple[Panel, ...] = (
     Panel("grad_vs_time", "Gradient reaching each time step",
           "Read it right to left: the loss enters at the last step, and the curve shows how much of its gradient is "
-          "left at each earlier step. A straight slope on this log axis is exponential decay (or growth). The black "
-          "dashes are the prediction: the top Lyapunov factor of the step Jacobians along this very trajectory, "
+          "left at each earlier step. A straight slope on this log axis is exponential decay (or growth). The dashes "
+          "in the text's colour (black, or white on the dark theme) are the prediction: the top Lyapunov factor of the step Jacobians along this very trajectory, "
           "averaged over (some of) the batch's sequences. Where the sequences behave alike it matches the measured "
           "slope closely. It can miss two ways, and the legend shows by how much: the batch's gradient follows the "
           "sequences with the largest factor, so the averaged factor comes out below the measured one; or the top "
@@ -43,7 +43,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("lyapunov", "How many directions survive: the Lyapunov spectrum",
           "Each point is one direction of the state and the average factor by which a gradient along it shrinks "
           "(below 1) or grows (above 1) per step on this trajectory: the finite-time Lyapunov spectrum of the step "
-          "Jacobians, computed by repeated QR. The top factor is the slope of the black dashes above; the rest says how "
+          "Jacobians, computed by repeated QR. The top factor is the slope of the prediction's dashes in the gradient panel; the rest says how "
           "many independent directions of the early state can still reach the loss. For the LSTM the state is the pair "
           "(h_t, c_t), so it has twice as many directions.",
           plots.lyapunov, tables.lyapunov),
@@ -51,7 +51,7 @@ PANELS: tuple[Panel, ...] = (
           "The LSTM's cell-state gradient comes back two ways: along the cell alone, multiplied by the forget gate "
           "at every step (the direct path), and along paths that pass through the hidden state at least once (the "
           "rest). Both are "
-          "measured; as vectors they add up to the total. The product of forget gates (averaged over units) "
+          "measured; as vectors they add up to the total. The product of forget gates (averaged over batch and units) "
           "approximates the direct path only, so it explains the total only where the direct path dominates.",
           plots.cell_paths, tables.cell_paths, cells=("lstm",)),
     Panel("grad_x", "Gradient reaching the input",
@@ -81,7 +81,8 @@ PANELS: tuple[Panel, ...] = (
           "gradient exploded.",
           plots.clipping, tables.learning, training=True),
     Panel("gates", "LSTM gates",
-          "The LSTM's input, forget and output gates on the first probe sequence, and their means over time. The "
+          "The LSTM's input, forget and output gates on the first probe sequence, and, per step, their mean over batch "
+          "and units (with the candidate g, which is not a gate). The "
           "forget gate scales the cell state, and along the direct cell path its gradient, at every step; the "
           "product of f over time (bottom right, averaged over batch and units) approximates what that path alone "
           "would carry back.",
@@ -94,8 +95,9 @@ PANELS: tuple[Panel, ...] = (
           plots.spectrum, tables.spectrum),
     Panel("unrolled", "The network unrolled in time",
           "Each circle is a hidden state h_t (and, for the LSTM, a cell state c_t), coloured by the gradient that "
-          "reaches it: the whiteboard picture of backpropagation through time. Press play to watch the backward "
-          "pass go from the loss back to the first step: a hollow circle has not been reached yet.",
+          "reaches it: the whiteboard picture of backpropagation through time. Press play to replay the backward pass "
+          "from the loss back to step 1: a circle fills in once every later step has been processed, because only "
+          "then is its gradient complete, and it never changes afterwards; a hollow circle is not computed yet.",
           plots.unrolled, tables.unrolled),
 )
 BY_NAME = {p.name: p for p in PANELS}

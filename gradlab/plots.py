@@ -22,7 +22,7 @@ COLORS = {"rnn": "#D55E00", "lstm": "#0072B2"}
 NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM"}
 CELLS = tuple(COLORS)
 # Every colour a line or mark is drawn in, per theme, checked for 3:1 contrast against its background (WCAG's rule for
-# graphics; tests/test_plots.py). The cells keep their Okabe-Ito colours on both; Okabe-Ito's orange and sky blue fall
+# graphics; tests/test_style.py). The cells keep their Okabe-Ito colours on both; Okabe-Ito's orange and sky blue fall
 # to about 2.3:1 on white, so the light theme uses a darker orange and puts black (the ink) where the sky blue was.
 # One look per meaning: the exact prediction is drawn in the ink, dashed; each approximation has its own colour and dash.
 PALETTES = {
@@ -35,7 +35,7 @@ PALETTES = {
 }
 THEMES = tuple(PALETTES)
 DASHES = {"lyapunov": "dash", "rho": "dot", "sigma_max": "dashdot", "cell_path": "longdash"}
-GATE_NAMES = ("input i", "forget f", "cell g", "output o")
+GATE_NAMES = ("input i", "forget f", "candidate g (tanh, not a gate)", "output o")
 BR = "<br>"  # a legend entry's second line: what a curve is, then how far it is from the measurement
 MAX_HEATMAP_COLUMNS = 300
 FONT = "Open Sans, Liberation Sans, Arial, sans-serif"
@@ -195,22 +195,24 @@ def theory_names(p, sm: dict) -> dict[str, str]:
         err = sm["lyapunov"][0] / sm["mean_rate"] - 1 if sm["mean_rate"] > 0 else np.nan
         on = "||dL/dc_t||" if sm["rate_on"] == "grad_c_norm" else "||dL/dh_t||"
         k, B = sm["lyapunov_sequences"], p.h.shape[1]
-        measured = (f"{sm['mean_rate']:.3g}/step ({err:+.1%}), {_times(off.get('theory_lyapunov', np.nan))}x at step 1"
-                    if np.isfinite(sm["mean_rate"]) else "not measurable (it reaches exactly 0)")
-        names["theory_lyapunov"] = (f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step,{BR}"
-                                    f"from {k} of {B} sequences; measured on {on}:{BR}{measured}")
+        at_1 = _times(off.get("theory_lyapunov", np.nan))
+        measured = (f"from {k} of {B} sequences: {err:+.1%} vs the measured{BR}"
+                    f"{sm['mean_rate']:.3g}/step on {on}; {at_1}x it at step 1" if np.isfinite(sm["mean_rate"])
+                    else f"from {k} of {B} sequences; the measured rate{BR}on {on} is not measurable (it reaches 0)")
+        names["theory_lyapunov"] = f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step{BR}{measured}"
     if p.cell == "rnn":
         sp = analysis.spectrum(p.params["weight_hh_l0"])
-        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: a linear RNN's (no tanh){BR}"
-                               f"long-run rate ({off_label(off.get('theory_rho', np.nan))})")
+        names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: the long-run rate if{BR}"
+                               f"the RNN were linear ({off_label(off.get('theory_rho', np.nan))})")
         names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}:{BR}"
                                      f"Pascanu's upper bound ({off_label(off.get('theory_sigma_max', np.nan))})")
     else:
         vs_direct = off.get("theory_cell_path_direct")
-        total = f"{_times(off.get('theory_cell_path', np.nan))}x total ||dL/dc_t||"
-        names["theory_cell_path"] = ("forget-gate product (batch/unit mean)" + BR + "~ direct cell path; at step 1: "
-                                     + (f"{_times(vs_direct)}x the{BR}measured direct path, {total}"
-                                        if vs_direct is not None else f"{BR}{total}"))
+        total = f"{_times(off.get('theory_cell_path', np.nan))}x the total"
+        names["theory_cell_path"] = ("forget-gate product (mean over batch and units)" + BR
+                                     + "x ||dL/dc_T||, an estimate of the direct path:" + BR + "at step 1 "
+                                     + (f"{_times(vs_direct)}x the direct path, " if vs_direct is not None else "")
+                                     + total)
     return names
 
 
@@ -256,9 +258,11 @@ def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
     for c in cells:
         f = factors[c]
         state = "(h_t, c_t)" if c == "lstm" else "h_t"
+        zeros = int(np.sum(f == 0))  # a factor exactly 0 has no place on a log axis: said, not silently dropped
+        hidden = f", {zeros} exactly 0 (not drawn)" if zeros else ""
         fig.add_trace(go.Scatter(x=np.arange(1, len(f) + 1) / max(len(f), 1), y=_positive(f), mode="lines+markers",
-                                 name=f"{NAMES[c]}, state {state} ({len(f)} directions): top {f[0]:.3g}, median "
-                                      f"{np.median(f):.2g} per step", line=dict(color=COLORS[c], width=style.line),
+                                 name=f"{NAMES[c]}, state {state} ({len(f)} directions{hidden}): top {f[0]:.3g}, "
+                                      f"median {np.median(f):.2g} per step", line=dict(color=COLORS[c], width=style.line),
                                  marker=dict(size=3 + style.line), customdata=np.arange(1, len(f) + 1),
                                  hovertemplate="direction %{customdata}: %{y:.4f} per step<extra></extra>"))
     fig.add_hline(y=1.0, line=dict(color=style.ink, width=1))
@@ -283,7 +287,6 @@ def cell_paths(records: dict, style: Style = Style()) -> go.Figure:
     t = np.arange(1, p.seq_len + 1)
     # the same looks as in grad_vs_time: measured in the LSTM's colour (dotted: the cell state), the forget-gate
     # product in the cell-path approximation's colour and dash
-    _line(fig, t, p.grad_c_norm, "||dL/dc_t|| (measured, total)", COLORS["lstm"], style, dash="dot")
     direct, rest = getattr(p, "grad_c_direct_norm", None), getattr(p, "grad_c_rest_norm", None)
     if direct is not None:
         _line(fig, t, direct, "direct cell path: back through the forget gates only (measured)", COLORS["lstm"],
@@ -292,8 +295,10 @@ def cell_paths(records: dict, style: Style = Style()) -> go.Figure:
     sm = analysis.summary(p)
     if "theory_cell_path" in sm["curves"]:
         color, dash = style.theory("cell_path")
-        _line(fig, t, sm["curves"]["theory_cell_path"], "product of forget gates (mean over units) x ||dL/dc_T||",
+        _line(fig, t, sm["curves"]["theory_cell_path"], "product of forget gates (mean over batch and units) x ||dL/dc_T||",
               color, style, dash=dash)
+    # the total last, on top: where one part dominates it runs along that part and would be hidden under it
+    _line(fig, t, p.grad_c_norm, "||dL/dc_t|| (measured, total)", COLORS["lstm"], style, dash="dot", legendrank=1)
     fig.update_xaxes(title_text="time step t")
     fig.update_yaxes(type="log", exponentformat="power", title_text="cell-state gradient norm")
     return fig
@@ -344,7 +349,7 @@ def whh_share(records: dict, style: Style = Style()) -> go.Figure:
             share = w / np.nansum(np.where(np.isfinite(w), w, 0.0))
         side, k = analysis.update_window(w, end)
         t = np.arange(1, len(w) + 1)
-        where = f"the last {k} steps before the loss" if side == "last" else f"the first {k} steps"
+        where = f"the {k} steps up to the loss" if side == "last" else f"the first {k} steps"
         _line(fig, t, share, f"{NAMES[c]}: {where}{BR}carry 99% of the terms' summed norm", COLORS[c], style, col)
         fig.update_xaxes(title_text="time step t", row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power")
@@ -460,7 +465,7 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     for k, name in enumerate(GATE_NAMES):
         fig.add_trace(go.Scatter(x=t, y=means[:, k], mode="lines", name=name,
                                  line=dict(width=style.line, color=style.gates[k])), row=2, col=1)
-    fig.add_trace(go.Scatter(x=t, y=analysis.forget_product(G), mode="lines", name="prod f (mean over units)",
+    fig.add_trace(go.Scatter(x=t, y=analysis.forget_product(G), mode="lines", name="prod f (mean over batch and units)",
                              line=dict(width=style.line, color=style.gates[1], dash="longdash")), row=2, col=3)
     fig.update_yaxes(type="log", exponentformat="power", row=2, col=3)
     fig.update_xaxes(title_text="time step t", row=2, col=1)
@@ -517,15 +522,15 @@ def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60, frames:
     finite = np.concatenate([v[np.isfinite(v)] for v in logs.values()] + [np.zeros(0)])
     lo, hi = (finite.min(), finite.max()) if len(finite) else (-1, 1)
     T = max(len(v) for v in logs.values()) if logs else 1
-    stride = -(-T // max_nodes)  # ceil: evenly spaced nodes, always ending at the loss step
-    idx = np.arange(T - 1, -1, -stride)[::-1]
+    # evenly spaced nodes from step 1 to the loss step, both always shown (the backward pass ends at step 1)
+    idx = np.unique(np.round(np.linspace(0, T - 1, min(T, max_nodes))).astype(int))
     fig = _layout(go.Figure(), style)
     fig.update_layout(margin=dict(l=160, r=30, t=90, b=60), xaxis=dict(title="time step t", showgrid=False),
                       yaxis=dict(showgrid=False, zeroline=False, tickvals=list(range(len(rows))),
                                  ticktext=[f"{NAMES[c]} {'h_t' if k == 'grad_h_norm' else 'c_t'}" for c, k in rows],
                                  autorange="reversed"))
-    if stride > 1:
-        fig.add_annotation(text=f"one step in {stride} of {T} shown", showarrow=False, x=1, y=1.02, xref="paper",
+    if len(idx) < T:
+        fig.add_annotation(text=f"{len(idx)} of {T} steps shown, evenly spaced", showarrow=False, x=1, y=1.02, xref="paper",
                            yref="paper", xanchor="right", yanchor="bottom", font=dict(color=style.grey))
     for y, (c, k) in enumerate(rows):
         v = logs.get((c, k))

@@ -187,7 +187,7 @@ SCENES = [
           "spectral radius {rnn_rho:.2f}; the first step gets {rnn_ratio:.0e} of the gradient. The LSTM's "
           "cell-state gradient is multiplied by {lstm_rate:.2f} per step, and its first step still gets only "
           "{lstm_c_ratio:.0e} (its hidden state {lstm_ratio:.0e}): at initialisation both vanish, and the "
-          "initialisation sets the rate. The black dashes, each cell's top Lyapunov factor ({rnn_lyap:.3f} and "
+          "initialisation sets the rate. The prediction's dashes, each cell's top Lyapunov factor ({rnn_lyap:.3f} and "
           "{lstm_lyap:.3f}), predict both slopes.",
           Config(),
           claims=(Claim("the RNN's gradient vanishes by the first step",
@@ -231,10 +231,10 @@ SCENES = [
     Scene("saturation", "Saturated units do not decide: the trajectory does",
           "With only {H} units and a large gain (spectral radius {rnn_rho:.1f}), {rnn_saturated:.0%} of the "
           "state's values sit on the flat ends of tanh (|h| > {saturated_at}). Its top Lyapunov factor is "
-          "{rnn_lyap:.2g}, below one: nearby states converge (on this view the state {rnn_pattern}), and the "
+          "{rnn_lyap:.2g}, below one: nearby states converge (here the state {rnn_pattern}), and the "
           "gradient dies out with them. What reaches the first step, relative to the loss step, is "
           "{rnn_ratio_words}. Saturation alone does not decide this: with many more units and most of them "
-          "saturated too, the same gain makes the network chaotic. The LSTM beside it, with the same gain, "
+          "saturated too, the same gain makes the network chaotic. The LSTM (blue), with the same gain, "
           "{lstm_verdict} on this seed: its first step gets {lstm_ratio:.0e} times the gradient at the loss.",
           Config(init="gaussian", init_scale=10.0, hidden=6),
           claims=(Claim("the RNN's gradient vanishes", lambda f: f["rnn_ratio"] < analysis.VANISHING_BELOW),
@@ -247,15 +247,19 @@ SCENES = [
           try_next="Raise the hidden units to 64: most units are saturated there too, but the network is chaotic "
                    "and the gradient explodes.",
           panel="lyapunov"),
-    Scene("orthogonal", "Orthogonal initialisation treats every direction alike",
+    Scene("orthogonal", "Orthogonal initialisation treats every direction of the RNN alike",
           "An orthogonal matrix has all its singular values equal ({rnn_sigma_max:.2f}), so each step shrinks every "
           "direction only through the tanh slopes: the median direction is multiplied by {rnn_median:.3f} per step "
-          "against {rnn_lyap:.3f} for the top one. All directions shrink nearly together (here the first step gets "
-          "{rnn_ratio:.0e} of the gradient). A Gaussian matrix of the same scale sends its top direction back about "
-          "as far, but its median direction shrinks much faster: the Lyapunov panel shows the whole spectrum.",
+          "against {rnn_lyap:.3f} for the top one. All the RNN's directions shrink nearly together (here the first step "
+          "gets {rnn_ratio:.0e} of the gradient). A Gaussian matrix of the same scale sends its top direction back "
+          "about as far, but its median direction shrinks much faster: the Lyapunov panel shows the whole spectrum. "
+          "The LSTM's recurrent matrices are orthogonal too, but its gates are not: its top direction is multiplied "
+          "by {lstm_lyap:.3f} per step and its median one by {lstm_median:.2g}.",
           Config(init="orthogonal"),
           claims=(Claim("the RNN's median direction shrinks almost as slowly as its top one",
                         lambda f: f["rnn_median"] > 0.9 * f["rnn_lyap"]),
+                  Claim("the LSTM's median direction shrinks far faster than its top one",
+                        lambda f: f["lstm_median"] < 0.5 * f["lstm_lyap"]),
                   Claim("a {init} matrix of the same scale has a median direction far below its top one",
                         lambda f: f["rnn_median"] < 0.85 * f["rnn_lyap"], contrast={"init": "gaussian"}),
                   Claim("a {init} matrix of the same scale has a top factor about as large",

@@ -78,7 +78,8 @@ def test_each_frame_shows_the_recorded_gradients_of_the_steps_reached(probes, fi
             np.testing.assert_array_equal(p.x, x[x < t])
             np.testing.assert_allclose(r.marker.color, np.asarray(ref.data[i].marker.color)[x >= t], rtol=1e-6)
             np.testing.assert_array_equal(r.customdata, np.asarray(ref.data[i].customdata)[x >= t])
-        assert list(front.x) == [t, t] and front.text[0].startswith(f"backward pass at t = {t}")
+        label = "backward pass complete: back to t = 1" if t == fronts[-1] else f"backward pass at t = {t}"
+        assert list(front.x) == [t, t] and front.text[0] == label
     hollow = fig.data[len(ref.data)]
     assert hollow.marker.color == STYLE.paper and hollow.marker.line.color == STYLE.grey
 
@@ -177,3 +178,13 @@ def test_cli_exports_a_gif(tmp_path, few_frames):
     gifs = sorted(p.name for p in out.iterdir() if p.suffix == ".gif")
     assert gifs == ["unrolled_adding_T20_pytorch.gif"]
     assert (out / gifs[0]).read_bytes()[:6] == b"GIF89a"
+
+
+def test_a_long_sequence_still_ends_at_step_1():
+    """Shown at evenly spaced steps, the unrolled network keeps step 1 (and the loss step): the pass ends where it says."""
+    cfg = gradlab.Config(seq_len=1000, hidden=4, batch=2)
+    pr = {"rnn": gradlab.probe(cfg.replace(cell="rnn"))}
+    fig = plots.unrolled(pr, STYLE)
+    xs = np.asarray(fig.data[0].x)
+    assert xs.min() == 1 and xs.max() == 1000
+    assert int(fig.frames[-1].name) == 1

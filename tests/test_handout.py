@@ -14,7 +14,7 @@ from gradlab.cli import main
 needs_browser = pytest.mark.skipif(export.chromium() is None,
                                    reason="no Chromium for kaleido (apt-get install chromium; make test does as root)")
 PROBE_SCENES = [s for s in scenes.SCENES if not s.train]
-VERDICTS = ("✓ holds", "✗ not on this view")
+VERDICTS = ("✓ holds", "✗ not in this measurement")
 
 
 def pages(pdf: bytes) -> list[str]:
