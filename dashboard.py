@@ -49,8 +49,13 @@ CONTROLS = [
     Control("seq_len", "Sequence length T", "int", (5, 1000, 5), help="Steps between the information and the loss"),
     Control("init", "Recurrent init", "select", INITS, help="How W_hh is drawn (exact definitions in gradlab/init.py)"),
     Control("init_scale", "Init scale (gain of W_hh)", "float", (0.0, 10.0, 0.05)),
-    Control("forget_bias", "LSTM forget-gate bias b_f", "float", (-2.0, 6.0, 0.5)),
+    Control("forget_bias", "Forget-gate bias b_f (the GRU's update gate b_z)", "float", (-2.0, 6.0, 0.5),
+            help="The LSTM's forget gate and the GRU's update gate both decide how much of the state each step keeps"),
     Control("nonlinearity", "RNN nonlinearity", "select", NONLINEARITIES),
+    Control("truncate", "Truncated BPTT: cut every k steps (0 = full)", "options",
+            (0, 2, 5, 10, 20, 25, 50, 100, 200, 500),
+            help="The state entering every k-th step is detached (h = h.detach() between chunks): gradients stop at "
+                 "the cut. 0 is full backpropagation through time."),
     Control("hidden", "Hidden units H", "options", (4, 6, 8, 16, 32, 64, 128), advanced=True),
     Control("batch", "Batch size B", "options", (8, 16, 32, 64, 128, 256), advanced=True),
     Control("seed", "Seed", "int", (0, 9999, 1), advanced=True),
@@ -64,6 +69,13 @@ CONTROLS = [
 UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name for s in SCENES),
            "theme": plots.THEMES, "view": VIEWS}
 UI_DEFAULTS = {"mode": MODES[0], "lecture": False, "theme": plots.THEMES[0], "view": VIEWS[0]}
+DEFAULT_CELLS = ("rnn", "lstm")  # the view the README describes; the GRU joins when asked (?cells=rnn,lstm,gru)
+
+
+def parse_cells(raw: str) -> tuple[str, ...] | None:
+    """`rnn,lstm,gru` -> the cells in their fixed order (so colours and columns never move); None if not valid."""
+    picked = {c.strip().lower() for c in raw.split(",") if c.strip()}
+    return tuple(c for c in plots.CELLS if c in picked) if picked and picked <= set(plots.CELLS) else None
 
 
 # ---- engine calls, cached by Config (hashable) -----------------------------------------------------------------
@@ -78,30 +90,35 @@ def _record_cache() -> tuple[OrderedDict, threading.Lock]:
     return OrderedDict(), threading.Lock()
 
 
-def probe_pair(cfg: Config) -> dict:
+def probe_cells(cfg: Config, cells: tuple[str, ...]) -> dict:
+    """{cell: Probe} for the cells shown, each cached by its own Config (showing a third cell re-probes only it)."""
+    return {c: probe_one(cfg.replace(cell=c)) for c in cells}
+
+
+def probe_one(cfg: Config):
     store, lock = _record_cache()
     with lock:
         if cfg in store:
             store.move_to_end(cfg)
             return store[cfg]
-    pair = {c: gradlab.probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
+    p = gradlab.probe(cfg)
     with lock:
-        store[cfg] = pair
+        store[cfg] = p
         evicted = False
-        while len(store) > 1 and sum(p.nbytes for v in store.values() for p in v.values()) > CACHE_BYTES:
+        while len(store) > 1 and sum(q.nbytes for q in store.values()) > CACHE_BYTES:
             store.popitem(last=False)  # least recently used first
             evicted = True
     if evicted:
         # Old reruns' download closures and frames reference records in cycles, which Python frees only at a
-        # cyclic collection; numpy allocations do not trigger one, so without this RSS grows by a pair per rerun.
+        # cyclic collection; numpy allocations do not trigger one, so without this RSS grows by a probe per rerun.
         gc.collect()
-    return pair
+    return p
 
 
 @st.cache_resource(max_entries=8 * len(panels.PANELS), show_spinner=False)  # every panel of the last eight views
-def figure(name: str, cfg: Config, style: plots.Style):
-    """Figures at initialisation depend only on (panel, Config, style): cache them too."""
-    return panels.figure(name, probe_pair(cfg), style)
+def figure(name: str, cfg: Config, cells: tuple[str, ...], style: plots.Style):
+    """Figures at initialisation depend only on (panel, Config, cells, style): cache them too."""
+    return panels.figure(name, probe_cells(cfg, cells), style)
 
 
 # ---- the URL ---------------------------------------------------------------------------------------------------
@@ -119,6 +136,15 @@ def check_query_params() -> list[str]:
         values = st.query_params.get_all(key)
         raw = values[-1] if values else ""
         if key == "embed_options":  # Streamlit's own (the page's colours follow the theme): left as it is
+            continue
+        if key == "cells":
+            cells = parse_cells(raw)
+            if cells:
+                st.session_state["cells"] = list(cells)
+            else:
+                notices.append(f"URL value `cells={raw[:40]}` is not valid here (a comma-separated choice of "
+                               f"{', '.join(plots.CELLS)}); showing {' and '.join(DEFAULT_CELLS)}.")
+                del st.query_params[key]
             continue
         if key in by_key:
             ok = _in_domain(by_key[key], raw)
@@ -177,6 +203,7 @@ def apply_scene(name: str) -> None:
     for c in CONTROLS:
         st.session_state[c.key] = getattr(scene.config, c.key)
     st.session_state["mode"] = MODES[1] if scene.train else MODES[0]
+    st.session_state["cells"] = list(scene.cells)
     st.session_state["scene"] = name
 
 
@@ -245,6 +272,10 @@ def sidebar(present: bool) -> tuple[Config | None, str, plots.Style]:
         if not present:  # when presenting, the buttons are on the slide
             scene_buttons(st)
     mode = ui_widget("mode", lambda: sb.radio("Mode", MODES, key="mode", horizontal=True))
+    if "cells" not in st.session_state:
+        st.session_state["cells"] = list(DEFAULT_CELLS)
+    sb.pills("Cells", plots.CELLS, selection_mode="multi", key="cells", format_func=plots.NAMES.get,
+             help="Which cells are drawn side by side, on the same data (at least one)")
     sb.toggle("Stamp exported figures", value=True, key="stamp",
               help="A small caption on every exported figure: task, T, H, init, seed, gradlab version")
     # always drawn (collapsed): a widget that is not drawn loses its value, and the view would lose the setting
@@ -256,6 +287,11 @@ def sidebar(present: bool) -> tuple[Config | None, str, plots.Style]:
         sb.error(str(e))
         cfg = None
     return cfg, mode, plots.Style(lecture or present, st.session_state["theme"])  # presenting is projecting
+
+
+def shown_cells() -> tuple[str, ...]:
+    """The cells picked, in their fixed order; never none (un-picking the last one shows the default pair)."""
+    return parse_cells(",".join(st.session_state.get("cells") or [])) or DEFAULT_CELLS
 
 
 # ---- panels ----------------------------------------------------------------------------------------------------
@@ -299,6 +335,7 @@ def view_params(cfg: Config) -> dict[str, str]:
     for key, default in UI_DEFAULTS.items():
         value = st.session_state.get(key, default)
         params[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    params["cells"] = ",".join(shown_cells())
     if st.session_state.get("scene") in BY_NAME:
         params["scene"] = st.session_state["scene"]
     return params
@@ -329,14 +366,16 @@ RUNS_KEPT = 3  # trained settings a session keeps (the oldest is dropped): a lon
 
 
 def train_ui(cfg: Config, style: plots.Style) -> dict | None:
-    """The Train button, a progress bar with ETA and partial results; a stop button that keeps what was done."""
+    """The Train button (the cells shown, on identical batches), a progress bar with ETA and partial results; a stop button that keeps what was done."""
     store = st.session_state.setdefault("runs", {})
+    cells = shown_cells()
+    key = (cfg, cells)  # a training is of these cells at this setting
     interrupted = st.session_state.pop("_training", None)
     if interrupted in store:  # the previous run was cut short by Stop (or any other control): say so on its plots
         for r in store[interrupted].values():
             r.stopped = r.stopped or {"reason": f"stopped by the user after {r.steps_done} steps", "step": r.steps_done}
     left, right = st.columns([1, 1])
-    go = left.button("Train both cells", type="primary", width="stretch")
+    go = left.button(train_label(cells), type="primary", width="stretch")
     right.button("Stop", width="stretch", help="Stops training; everything recorded so far is kept")
     if go:
         bar = st.progress(0.0, text="starting...")
@@ -345,34 +384,34 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
         t0 = time.perf_counter()
 
         def on_record(p: gradlab.Progress):
-            runs = store.setdefault(cfg, {})
+            runs = store.setdefault(key, {})
             runs[p.cell] = p.run  # kept even if the user presses Stop (a rerun interrupts this loop)
             done = sum(r.steps_done for r in runs.values())
-            total = 2 * cfg.steps
+            total = len(cells) * cfg.steps
             eta = (time.perf_counter() - t0) / max(done, 1) * (total - done)
-            bar.progress(min(done / total, 1.0), text=f"step {done // 2} of {cfg.steps} · about {eta:.0f} s left")
-            if p.recorded and len(runs) == 2:
+            bar.progress(min(done / total, 1.0), text=f"step {done // len(cells)} of {cfg.steps} · about {eta:.0f} s left")
+            if p.recorded and len(runs) == len(cells):
                 # a fresh key per draw: two draws in one run must never share an element id
                 draws[0] += 1
                 live.plotly_chart(panels.figure("learning", runs, style), theme=None, width="stretch",
                                   key=f"live_learning_{draws[0]}")
 
-        # both cells: each one's records and one probe's working set
-        need = sum(record_bytes(cfg.replace(cell=c)) + estimate_bytes(cfg.replace(cell=c)) for c in ("rnn", "lstm"))
+        # every cell trained: its records and one probe's working set
+        need = sum(record_bytes(cfg.replace(cell=c)) + estimate_bytes(cfg.replace(cell=c)) for c in cells)
         started = False
         # The marker survives only a real interruption (Stop or another control reruns the script, which Streamlit
         # does by raising a BaseException in this thread); an error ends training here and says so instead.
-        st.session_state["_training"] = cfg
+        st.session_state["_training"] = key
         try:
             with budget.SERVER.hold(need, "this training"):
                 started = True
-                store.pop(cfg, None)  # a retrained setting moves to the end (newest)
-                store[cfg] = gradlab.train_pair(cfg, on_record=on_record)
+                store.pop(key, None)  # a retrained setting moves to the end (newest)
+                store[key] = gradlab.train_many([cfg.replace(cell=c) for c in cells], on_record=on_record)
         except Exception as e:  # never a traceback in front of a class, never a false "stopped by the user"
             if not started:
                 st.error(f"Training did not run: {e}.")
             else:
-                for r in store.get(cfg, {}).values():
+                for r in store.get(key, {}).values():
                     r.stopped = r.stopped or {"reason": f"training failed ({type(e).__name__}: {e})",
                                               "step": r.steps_done}
                 st.error(f"Training stopped with an error: {type(e).__name__}: {e}. Everything recorded before it "
@@ -382,11 +421,20 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
         st.session_state.pop("_training", None)  # not reached when a rerun unwinds the loop: then it was a stop
         bar.empty()
         live.empty()
-    return store.get(cfg)
+    return store.get(key)
+
+
+def train_label(cells: tuple[str, ...]) -> str:
+    return {1: f"Train the {plots.NAMES[cells[0]]}", 2: "Train both cells"}.get(len(cells), "Train all three cells")
 
 
 def scene_ui(scene, cfg: Config, probes: dict, runs: dict | None) -> None:
     """The scene's narrative filled with this view's measurements, and each of its claims checked on this view."""
+    missing = [plots.NAMES[c] for c in scene.cells if c not in probes]
+    if missing:  # its words are measurements of these cells
+        st.info(f"**{scene.title}.** This scene is about the {' and the '.join(plots.NAMES[c] for c in scene.cells)}: "
+                f"show the {' and the '.join(missing)} (Cells, in the sidebar) to hear its story.")
+        return
     if scene.train and not runs:
         st.info(f"**{scene.title}.** Press **Train both cells** (above): the story of this "
                 "scene is told by the training, and its numbers appear when it is done.")
@@ -464,7 +512,7 @@ def main() -> None:
     params = view_params(cfg)
     write_url(params)
     try:
-        probes = probe_pair(cfg)
+        probes = probe_cells(cfg, shown_cells())
     except Exception as e:  # never a traceback in front of a class
         st.title("Why recurrent networks forget")
         st.error(f"The engine could not run this configuration: {e}")
@@ -481,7 +529,7 @@ def main() -> None:
             st.warning(f"{plots.NAMES[cell]}: {sentence}.")
     headline = st.empty()  # what is plotted: the trained weights' profile once trained
     runs = train_ui(cfg, style) if mode == MODES[1] else None
-    if runs and len(runs) < 2:
+    if runs and len(runs) < len(probes):
         runs = None
     headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
     if scene:
@@ -499,7 +547,7 @@ def main() -> None:
                     st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
     if not runs:
         st.subheader("Training panels")
-        st.caption("Switch the mode to **train** and press *Train both cells* to see "
+        st.caption(f"Switch the mode to **train** and press *{train_label(tuple(probes))}* to see "
                    + ", ".join(p.title.lower() for p in panels.PANELS if p.training) + ".")
     sweep_ui(style)
     export_all_ui(probes, runs, cfg, style, share_url(params))
@@ -507,14 +555,14 @@ def main() -> None:
 
 def panel_figure(name: str, cfg: Config, records: dict, probes: dict, style: plots.Style):
     """At initialisation the figure is cached per (Config, style); after training it is drawn from the runs."""
-    return figure(name, cfg, style) if records is probes else panels.figure(name, records, style)
+    return figure(name, cfg, tuple(probes), style) if records is probes else panels.figure(name, records, style)
 
 
 def present_ui(scene, cfg: Config, mode: str, probes: dict, style: plots.Style) -> None:
     """One scene: its title, its key panel as large as the window allows, its narrative; the clicker steps."""
     st.title(scene.title)
     runs = train_ui(cfg, style) if scene.train or mode == MODES[1] else None
-    if runs and len(runs) < 2:
+    if runs and len(runs) < len(probes):
         runs = None
     records = runs or probes
     name = scene.panel if (runs or not panels.BY_NAME[scene.panel].training) else "grad_vs_time"

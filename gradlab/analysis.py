@@ -1,14 +1,18 @@
-"""Theory to draw over the measurement: spectra, Pascanu's bound, the forget-gate product, fitted decay rates,
-and a one-line diagnosis a lecturer can read out.
+"""Theory to draw over the measurement: spectra, Pascanu's bound, the forget-gate (LSTM) and update-gate (GRU)
+products, fitted decay rates, and a one-line diagnosis a lecturer can read out.
 
 Conventions: a profile g is (T,) per-step norms ||dL/dh_t||; curves are anchored at the last step T-1 (where the
 loss enters) and go back in lag k = T-1-t. Rates are per step: < 1 vanishes, > 1 explodes.
+Truncated BPTT (Config.truncate = K): the loss at `end` reaches back only to the start of its chunk, cut_at =
+K * (end // K); earlier steps get exactly 0 from it by construction. Rates, fits and curves then use only the uncut
+steps cut_at..end, and the diagnosis says "cut", never "underflow" or "vanishing", for those zeros.
 This module computes; it draws nothing (plots.py does).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .bptt import cut_at
 from .lyapunov import lyapunov, mean_rate, sequences_used, step_jacobians  # noqa: F401 (the exact theory, public here)
 
 # |phi'| <= gamma for each nonlinearity (Pascanu, Mikolov & Bengio 2013). The LSTM's gates are sigmoids (1/4).
@@ -22,7 +26,7 @@ TAIL_FRACTION = 0.5  # the rate is fitted on the half of the profile farthest fr
 
 
 def blocks(W_hh: np.ndarray) -> np.ndarray:
-    """(G, H) -> (n, H, H): the RNN's matrix, or the LSTM's four gate blocks i, f, g, o."""
+    """(G, H) -> (n, H, H): the RNN's matrix, the LSTM's four gate blocks i, f, g, o, or the GRU's three r, z, n."""
     G, H = W_hh.shape
     return W_hh.reshape(G // H, H, H)
 
@@ -83,20 +87,42 @@ def forget_product(gates: np.ndarray) -> np.ndarray:
 
     dc_t/dc_(t+1) = diag(f_(t+1)) along the cell path, so P[t] is how much of the last step's cell gradient survives
     to step t through the cell alone (P[T-1] = 1)."""
-    H = gates.shape[-1] // 4
-    f = gates[1:, :, H:2 * H].astype(np.float64)
+    return _keep_product(gates[1:, :, gates.shape[-1] // 4:gates.shape[-1] // 2])
+
+
+def update_product(gates: np.ndarray) -> np.ndarray:
+    """GRU direct path: P[t] = mean over (batch, units) of prod_{s=t+1}^{T-1} z_s, from gates (T, B, 3H) r, z, n.
+
+    h_s = z_s h_{s-1} + (1 - z_s) n_s, so dh_s/dh_{s-1} = diag(z_s) + (the paths through r, z and n), and P[t] is how
+    much of the last step's gradient survives to step t along the direct path alone (P[T-1] = 1)."""
+    H = gates.shape[-1] // 3
+    return _keep_product(gates[1:, :, H:2 * H])
+
+
+def _keep_product(keep: np.ndarray) -> np.ndarray:
+    """(T-1, B, H) gate values -> (T,) mean over (B, H) of their products from t+1 to the end, with 1 appended."""
     with np.errstate(all="ignore"):
-        logs = np.log(f)[::-1].cumsum(axis=0)[::-1]  # sum_{s>t} log f_s, exact in the tiny range
+        logs = np.log(keep.astype(np.float64))[::-1].cumsum(axis=0)[::-1]  # sum_{s>t} log of the gate: exact when tiny
         prod = np.exp(logs).mean(axis=(1, 2))
     return np.append(prod, 1.0)
 
 
-def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION, end: int | None = None) -> float:
+def update_path_curve(g: np.ndarray, gates: np.ndarray, end: int | None = None) -> np.ndarray:
+    """GRU: the hidden gradient at `end` carried back by the update gates alone, g[end] * prod_{s=t+1}^{end} z_s
+    (mean over batch and units); nan after `end`."""
+    end = len(g) - 1 if end is None else end
+    out = np.full(len(g), np.nan)
+    out[:end + 1] = g[end] * update_product(gates[:end + 1])
+    return out
+
+
+def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION, end: int | None = None, start: int = 0) -> float:
     """Per-step decay rate from a log-linear least-squares fit of g[t] ~ C rate^(end-t) over the tail (the first
-    `tail` fraction of steps up to `end`, the last step with a loss; farthest from it). Zeros and non-finite values
-    are left out; nan if fewer than three usable points remain."""
+    `tail` fraction of steps start..end, `end` being the last step with a loss; farthest from it). `start` > 0 leaves
+    out steps a truncation cut off (cut_at). Zeros and non-finite values are left out; nan if fewer than three
+    usable points remain."""
     g = np.asarray(g, dtype=np.float64)
-    g = g if end is None else g[:end + 1]
+    g = (g if end is None else g[:end + 1])[start:]
     n = max(3, int(round(len(g) * tail)))
     t = np.arange(len(g))[:n]
     v = g[:n]
@@ -108,13 +134,16 @@ def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION, end: int | None = None)
 
 
 def diagnose(g: np.ndarray, y_mask: np.ndarray | None = None, dtype: str = "float64",
-             nonfinite: dict | None = None) -> tuple[str, str]:
+             nonfinite: dict | None = None, truncate: int = 0) -> tuple[str, str]:
     """(verdict, sentence) for a profile: "vanishing" | "exploding" | "preserved" | "underflow" | "zero" |
-    "overflow" | "mixed". The comparison is step 1 against the last step with a loss (see loss_end)."""
+    "overflow" | "mixed" | "cut". The comparison is step 1 against the last step with a loss (see loss_end); with
+    truncated BPTT cutting before that step's chunk, the verdict is "cut" and the sentence compares the chunk's first
+    step instead (the zeros before it are the truncation's, not an underflow or a vanishing gradient)."""
     g = np.asarray(g, dtype=np.float64)
     end = loss_end(y_mask, len(g))
     g = g[:end + 1]
     T = len(g)
+    cut = cut_at(end, truncate)
     h = (nonfinite or {}).get("h:nonfinite")
     if h:
         return "overflow", (f"exploding: the hidden state itself overflowed in the forward pass at step {h['step'] + 1}"
@@ -128,6 +157,14 @@ def diagnose(g: np.ndarray, y_mask: np.ndarray | None = None, dtype: str = "floa
     first, last = g[0], g[-1]
     if last == 0:
         return "zero", f"no gradient: the gradient at step {T}, where the loss is, is exactly zero"
+    if cut is not None and g[cut] > 0:
+        r = g[cut] / last
+        how = (" (vanishing within the chunk)" if r < VANISHING_BELOW else
+               " (exploding within the chunk)" if r > EXPLODING_ABOVE else "")
+        return "cut", (f"cut by truncation: truncated BPTT (every {truncate} steps) stops the gradient at step "
+                       f"{cut + 1}, so steps 1-{cut} get exactly 0 from the loss at step {T} (cut, not vanished); "
+                       f"within steps {cut + 1}-{T} the gradient at step {cut + 1} is {r:.2g} times the gradient at "
+                       f"step {T}{how}")
     if first == 0:
         gone = int(np.flatnonzero(g == 0)[-1])
         smallest = g[g > 0].min()
@@ -169,28 +206,38 @@ def flag_sentences(nonfinite: dict, T: int) -> list[str]:
 def profile_summary(cell: str, nonlinearity: str, W_hh: np.ndarray, g: np.ndarray, gc: np.ndarray | None = None,
                     gates: np.ndarray | None = None, y_mask: np.ndarray | None = None, dtype: str = "float64",
                     nonfinite: dict | None = None, g_last: np.ndarray | None = None,
-                    gc_last: np.ndarray | None = None) -> dict:
+                    gc_last: np.ndarray | None = None, truncate: int = 0) -> dict:
     """Everything drawn or exported about one gradient profile, computed once: the anchor step, the theory curves
-    (RNN: theory_rho, theory_sigma_max, theory_pascanu; LSTM: theory_cell_path), the fitted rate and the diagnosis.
-    For a task with a loss at many steps, pass g_last/gc_last (the profiles from the last step's loss alone): the
-    summary is then about those, with "last_only" set."""
+    (RNN: theory_rho, theory_sigma_max, theory_pascanu; LSTM: theory_cell_path; GRU: theory_update_path), the fitted
+    rate and the diagnosis. For a task with a loss at many steps, pass g_last/gc_last (the profiles from the last
+    step's loss alone): the summary is then about those, with "last_only" set. With truncated BPTT, `cut_at` is the
+    first step the loss at `end` reaches (None when nothing is cut before it): the rate is fitted on cut_at..end only
+    and every curve is nan before cut_at."""
     end = loss_end(y_mask, len(g))
     mixed = losses_at_many_steps(y_mask)
     if mixed and g_last is not None:
         single = np.zeros(np.shape(y_mask))
         single[end] = 1.0
-        out = profile_summary(cell, nonlinearity, W_hh, g_last, gc_last, gates, single, dtype, nonfinite)
+        out = profile_summary(cell, nonlinearity, W_hh, g_last, gc_last, gates, single, dtype, nonfinite,
+                              truncate=truncate)
         verdict, sentence = out["diagnosis"]
         out.update(mixed=True, last_only=True, diagnosis=(verdict, "from the last step's loss alone, " + sentence))
         return out
-    out = {"end": end, "mixed": mixed, "rate": float("nan") if mixed else fit_rate(g, end=end),
-           "diagnosis": diagnose(g, y_mask, dtype, nonfinite), "curves": {}}
+    cut = cut_at(end, truncate)
+    start = cut or 0
+    out = {"end": end, "mixed": mixed, "cut_at": cut, "first": start,
+           "rate": float("nan") if mixed else fit_rate(g, end=end, start=start),
+           "diagnosis": diagnose(g, y_mask, dtype, nonfinite, truncate), "curves": {}}
     if mixed:
         return out  # a decay law anchored at one loss does not describe a profile fed by many
     if cell == "rnn":
         out["curves"] = {f"theory_{k}": v for k, v in theory_curves(g, W_hh, nonlinearity, end).items()}
+    elif cell == "gru" and gates is not None:
+        out["curves"] = {"theory_update_path": update_path_curve(g, gates, end)}
     elif gates is not None and gc is not None:
         out["curves"] = {"theory_cell_path": cell_path_curve(gc, gates, end)}
+    for curve in out["curves"].values():
+        curve[:start] = np.nan  # the truncation cut the loss's gradient off there: no law describes a zero by design
     return out
 
 
@@ -198,12 +245,19 @@ def summary(p) -> dict:
     """Everything drawn, exported or said about one record p (a Probe, or a Run's `.latest`), computed once and
     kept on the record: profile_summary's anchor, curves, fitted rate and diagnosis, and the exact theory:
       lyapunov   (n,) the finite-time Lyapunov factors of the step Jacobians, descending (see lyapunov.py);
-      mean_rate  the measured average per-step factor (g[0] / g[end]) ** (1 / end), what lyapunov[0] predicts;
-      ratio      g[0] / g[end], the gradient reaching step 1 relative to the loss step;
+      mean_rate  the measured average per-step factor (g[first] / g[end]) ** (1 / (end - first)), what lyapunov[0]
+                 predicts;
+      ratio      g[0] / g[end], the gradient reaching step 1 relative to the loss step (exactly 0 when cut);
+      cut_at     truncated BPTT: the first step the loss at `end` reaches (steps before it get exactly 0 from it,
+                 by construction; verdict "cut"), or None when nothing is cut before `end` (always without truncation);
+      first      cut_at, or 0: where the uncut profile begins; ratio_first = g[first] / g[end] (= ratio when uncut);
       curves     theory_lyapunov for every cell (the primary prediction), and the labelled approximations:
                  RNN theory_rho (linear-RNN asymptote), theory_sigma_max (Pascanu's upper bound, gamma = 1);
                  LSTM theory_cell_path (the direct cell path alone: the product of forget gates);
-      off_at_1   for each curve, curve[0] / g[0]: how far it is from the measurement at step 1 (1 = exact).
+                 GRU theory_update_path (the direct path h_{t-1} -> h_t alone: the product of update gates z);
+                 every curve is nan before `first`;
+      off_at_1   for each curve, curve[first] / g[first]: how far it is from the measurement at the first step the
+                 gradient reaches, step 1 unless cut (1 = exact).
       rate_on    which profile mean_rate and the Lyapunov curve are on: grad_c_norm for the LSTM, else grad_h_norm.
     The LSTM's cell-path curve is anchored on ||dL/dc_t|| too; ratio and the diagnosis are always on ||dL/dh_t||."""
     cached = getattr(p, "_summary", None)
@@ -211,10 +265,10 @@ def summary(p) -> dict:
         return cached
     dtype = p.config.dtype if p.config else str(p.params["weight_hh_l0"].dtype)
     out = profile_summary(p.cell, p.nonlinearity, p.params["weight_hh_l0"], p.grad_h_norm, p.grad_c_norm, p.gates,
-                          p.y_mask, dtype, p.nonfinite, p.grad_h_norm_last, p.grad_c_norm_last)
+                          p.y_mask, dtype, p.nonfinite, p.grad_h_norm_last, p.grad_c_norm_last, p.truncate)
     g = p.grad_h_norm_last if out.get("last_only") else p.grad_h_norm
     gc = p.grad_c_norm_last if out.get("last_only") else p.grad_c_norm
-    end = out["end"]
+    end, first = out["end"], out["first"]
     # The LSTM's memory is its cell state, and the top factor tracks ||dL/dc_t|| best (within 1.5% over 30 runs;
     # ||dL/dh_t|| within 4%, tests/test_lyapunov.py): its rate and prediction are on c.
     on = gc if p.cell == "lstm" and gc is not None else g
@@ -223,23 +277,27 @@ def summary(p) -> dict:
     out["lyapunov_sequences"] = sequences_used(p)
     if gc is not None:  # the LSTM's other state: its own verdict, said beside the hidden state's
         single = None if not out.get("last_only") else _single(p.y_mask, end)
-        out["diagnosis_c"] = diagnose(gc, single if single is not None else p.y_mask, dtype, p.nonfinite)
-    out["mean_rate"] = mean_rate(on, end)
+        out["diagnosis_c"] = diagnose(gc, single if single is not None else p.y_mask, dtype, p.nonfinite,
+                                      p.truncate)
+    out["mean_rate"] = mean_rate(on, end, first)
     with np.errstate(all="ignore"):
         out["ratio"] = float(g[0] / g[end]) if g[end] else float("nan")
+        out["ratio_first"] = float(g[first] / g[end]) if g[end] else float("nan")
     if not (out["mixed"] and not out.get("last_only")):
         top = out["lyapunov"][0] if len(out["lyapunov"]) else np.nan
         out["curves"]["theory_lyapunov"] = _power_curve(on, top, end)
+        out["curves"]["theory_lyapunov"][:first] = np.nan
     out["off_at_1"] = {}
     with np.errstate(all="ignore"):
         for k, curve in out["curves"].items():
             ref = on if k in ("theory_cell_path", "theory_lyapunov") else g
-            out["off_at_1"][k] = float(curve[0] / ref[0]) if ref[0] else float("nan")
+            out["off_at_1"][k] = float(curve[first] / ref[first]) if ref[first] else float("nan")
         direct = getattr(p, "grad_c_direct_norm", None)
         if "theory_cell_path" in out["curves"] and direct is not None and not out.get("last_only"):
             # what the product approximates: the measured direct path, not the total
             c = out["curves"]["theory_cell_path"]
-            out["off_at_1"]["theory_cell_path_direct"] = float(c[0] / direct[0]) if direct[0] else float("nan")
+            out["off_at_1"]["theory_cell_path_direct"] = (float(c[first] / direct[first]) if direct[first]
+                                                          else float("nan"))
     object.__setattr__(p, "_summary", out)
     return out
 

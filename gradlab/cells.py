@@ -1,8 +1,10 @@
-"""Step functions of the two cells, each forward next to its backward (CS231n's layer pairs, micrograd's habit).
+"""Step functions of the three cells, each forward next to its backward (CS231n's layer pairs, micrograd's habit).
 
-Shapes: B batch, H hidden, G gate pre-activations (H for the RNN; 4H for the LSTM, stacked i, f, g, o as in PyTorch).
-The pre-activation a_t = x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T is computed by `bptt` for both cells alike; a cell
-only maps a_t (and c_{t-1}) to h_t, and back.
+Shapes: B batch, H hidden, G gate pre-activations (H for the RNN; 4H for the LSTM, stacked i, f, g, o, and 3H for the
+GRU, stacked r, z, n, as in PyTorch).
+The pre-activation a_t = x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T is computed by `bptt` for the RNN and the LSTM
+alike; a cell only maps a_t (and c_{t-1}) to h_t, and back. The GRU's candidate needs its two halves apart (r scales
+only the recurrent one), so its a_t is (B, 4H): [a_r, a_z, W_in x_t + b_in, W_hn h_{t-1} + b_hn].
 
 Backward is split in two so the BPTT loop stays short: `factors` computes, for a whole chunk of steps at once
 (leading axes (C, B, ...)), every local derivative that does not depend on the incoming gradient; `step_backward`
@@ -93,3 +95,56 @@ def lstm_step_backward(dh: np.ndarray, dc_next: np.ndarray, fac: dict[str, np.nd
     np.multiply(dc[:, None, :], fac["ifg"], out=da[:, :3])
     np.multiply(dh, fac["o"], out=da[:, 3])
     return dc, dc * fac["f"]
+
+
+# ---- GRU (PyTorch's nn.GRU): r = sig(a_r), z = sig(a_z), n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
+#      h_t = (1 - z) n + z h_{t-1} ----------------------------------------------------------------------------------
+
+def gru_step_forward(a: np.ndarray, h_prev: np.ndarray, gates_out: np.ndarray | None = None,
+                     ghn_out: np.ndarray | None = None, h_out: np.ndarray | None = None):
+    """a (B, 4H) = [a_r, a_z, W_in x + b_in, W_hn h_prev + b_hn], h_prev (B, H) -> (h (B, H), gates (B, 3H) r, z, n,
+    ghn (B, H) = W_hn h_prev + b_hn, which the backward pass needs), written into the *_out buffers when given."""
+    H = h_prev.shape[-1]
+    gates = np.empty(a.shape[:-1] + (3 * H,), a.dtype) if gates_out is None else gates_out
+    rz = gates[..., :2 * H]
+    np.negative(a[..., :2 * H], out=rz)  # sigmoid = 1 / (1 + exp(-a)), PyTorch's formula
+    np.exp(rz, out=rz)
+    rz += 1.0
+    np.reciprocal(rz, out=rz)
+    r, z, n = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]
+    ghn = np.empty_like(a[..., 3 * H:]) if ghn_out is None else ghn_out
+    np.copyto(ghn, a[..., 3 * H:])
+    np.multiply(r, ghn, out=n)
+    n += a[..., 2 * H:3 * H]
+    np.tanh(n, out=n)
+    h = np.subtract(h_prev, n, out=h_out)  # (h - n) z + n, in the order ATen's GRU cell computes it
+    h *= z
+    h += n
+    return h, gates, ghn
+
+
+def gru_factors(gates: np.ndarray, h_prev: np.ndarray, ghn: np.ndarray) -> dict[str, np.ndarray]:
+    """Local derivatives of steps (..., B, .), everything in step_backward that does not involve the gradient."""
+    H = h_prev.shape[-1]
+    r, z, n = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]
+    return {
+        "n": (1.0 - z) * (1.0 - n * n),     # dL/d(n's pre-activation) = dh * this
+        "z": (h_prev - n) * z * (1.0 - z),  # dL/da_z = dh * this
+        "r": ghn * r * (1.0 - r),           # dL/da_r = dL/dn_pre * this
+        "hn": r,                            # dL/d(W_hn h + b_hn) = dL/dn_pre * r
+        "z_keep": z,                        # the direct path: dL/dh_{t-1} gets dh * z
+    }
+
+
+def gru_step_backward(dh: np.ndarray, fac: dict[str, np.ndarray], dah_out: np.ndarray, dax_out: np.ndarray):
+    """dh (B, H) total dL/dh_t -> writes dL/d(W_hh h_{t-1} + b_hh) into dah_out (B, 3H) and dL/d(W_ih x_t + b_ih)
+    into dax_out (B, 3H) (they differ in the n block only, by the factor r); returns the direct path's share of
+    dL/dh_{t-1}, dh z (the rest is dah W_hh)."""
+    B, H = dh.shape
+    dax, dah = dax_out.reshape(B, 3, H), dah_out.reshape(B, 3, H)
+    np.multiply(dh, fac["n"], out=dax[:, 2])
+    np.multiply(dh, fac["z"], out=dax[:, 1])
+    np.multiply(dax[:, 2], fac["r"], out=dax[:, 0])
+    dah[:, :2] = dax[:, :2]
+    np.multiply(dax[:, 2], fac["hn"], out=dah[:, 2])
+    return dh * fac["z_keep"]

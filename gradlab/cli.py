@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from .config import Config, describe
+from .config import CELLS, Config, describe
 from .probe import probe, verify
 from .scenes import BY_NAME
 
@@ -61,7 +61,9 @@ def summary(p) -> str:
     what = f"{p.cell.upper()}" + (f" ({p.nonlinearity})" if p.cell == "rnn" else "")
     if cfg:
         what += f" on {cfg.task}, T={cfg.seq_len}, H={cfg.hidden}, B={cfg.batch}, init={cfg.init} x{cfg.init_scale:g}"
-        what += f", b_f={cfg.forget_bias:g}" if p.cell == "lstm" and cfg.init != "chrono" else ""
+        gate = {"lstm": "b_f", "gru": "b_z"}.get(p.cell)  # the gate that keeps the state takes forget_bias
+        what += f", {gate}={cfg.forget_bias:g}" if gate and cfg.init != "chrono" else ""
+        what += f", truncate={cfg.truncate}" if cfg.truncate else ""
     end = sm["end"]
     lines = [what, f"  loss                      {p.loss:.6g}",
              f"  ||dL/dh_t|| at t=1        {g[0]:.3e}", f"  ||dL/dh_t|| at t={end + 1:<9d}{g[end]:.3e}",
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     p_export.add_argument("--formats", default="svg,pdf,png,html,csv",
                           help="comma-separated subset of svg,pdf,png,html,csv,gif,mp4 (gif and mp4: the animated "
                                "panels only, a few seconds each; not by default)")
+    p_export.add_argument("--cells", default="rnn,lstm",
+                          help="the cells drawn side by side, on the same data (default rnn,lstm; e.g. rnn,lstm,gru)")
     p_export.add_argument("--train", action="store_true", help="also train both cells and export the training panels")
     p_export.add_argument("--screen", action="store_true",
                           help="the dashboard's screen style instead of the projector style (big fonts, 16:9)")
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2|A:B:N",
                          help="a Config field and its values, listed or as N evenly spaced from A to B; repeatable")
     p_sweep.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every grid point (default 1)")
+    p_sweep.add_argument("--cells", default="rnn,lstm", help="the cells trained at every point (default rnn,lstm)")
     p_sweep.add_argument("--out", metavar="FILE", required=True, help="results (.parquet or .csv); resumed if present")
     p_sweep.add_argument("--scheduler", metavar="ADDRESS",
                          help="a Dask scheduler (tcp://host:8786); 'serial' runs in this process; default: all local cores")
@@ -195,13 +200,22 @@ def _sweep(args) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds}: expected at least 1")
     base = config_from_args(args)
-    sweep.configs(base, grid, list(range(args.seeds)))  # validates every combination before any work
-    df = sweep.sweep(base, grid, list(range(args.seeds)), out=args.out, scheduler=args.scheduler,
+    cells = parse_cells(args.cells)
+    sweep.configs(base, grid, list(range(args.seeds)), cells=cells)  # validates every combination before any work
+    df = sweep.sweep(base, grid, list(range(args.seeds)), cells=cells, out=args.out, scheduler=args.scheduler,
                      workers=args.workers, progress=lambda i, n: _bar("sweep: runs done", i, n))
     sys.stderr.write("\n")
     print(f"{args.out}: {len(df)} runs; solved fraction by cell: "
-          + ", ".join(f"{c} {df[df.cell == c].solved.mean():.2f}" for c in ("rnn", "lstm")))
+          + ", ".join(f"{c} {df[df.cell == c].solved.mean():.2f}" for c in CELLS if (df.cell == c).any()))
     return 0
+
+
+def parse_cells(text: str) -> tuple[str, ...]:
+    """--cells rnn,lstm,gru: the cells in their fixed order (colours and columns never move)."""
+    cells = [c.strip() for c in text.split(",") if c.strip()]
+    if not cells or not set(cells) <= set(CELLS) or len(set(cells)) < len(cells):
+        raise ValueError(f"--cells {text!r}: expected a comma-separated choice of {','.join(CELLS)}")
+    return tuple(c for c in CELLS if c in cells)
 
 
 def _export(args) -> int:
@@ -219,8 +233,9 @@ def _export(args) -> int:
         written = export.write_files(files, args.out)
         print(f"wrote {len(written)} files under {args.out}")
         return 0
-    from .train import train_pair
+    from .train import train_many
 
+    cells = parse_cells(args.cells)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in export.FORMATS]
     if bad or not formats:
@@ -244,8 +259,9 @@ def _export(args) -> int:
     for sub, cfg, train in jobs:
         where = os.path.join(args.out, sub) if sub else args.out
         label = sub or "export"
-        probes = {c: probe(cfg.replace(cell=c)) for c in ("rnn", "lstm")}
-        runs = train_pair(cfg, on_record=lambda p, label=label: _bar(f"{label}: training", p.step, p.steps)) \
+        probes = {c: probe(cfg.replace(cell=c)) for c in cells}
+        runs = train_many([cfg.replace(cell=c) for c in cells],
+                          on_record=lambda p, label=label: _bar(f"{label}: training", p.step, p.steps)) \
             if train else None
         # one plotly.js for the whole export: beside the HTML files, or one folder up for --preset all's folders
         js = True if args.embed_plotlyjs else (f"../{export.PLOTLY_JS}" if sub else export.PLOTLY_JS)

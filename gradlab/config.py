@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-CELLS = ("rnn", "lstm")
+CELLS = ("rnn", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu", "linear")
 TASKS = ("adding", "adding_hs97", "copy", "temporal_order", "latch")
 INITS = ("gaussian", "orthogonal", "identity", "xavier", "pytorch", "chrono")
@@ -40,7 +40,8 @@ class Config:
 
     cell: str = field(default="rnn", metadata=_choice(CELLS, "recurrent cell"))
     # tanh is the textbook vanilla RNN whose gradient vanishes; relu/linear are there to show explosion and theory.
-    nonlinearity: str = field(default="tanh", metadata=_choice(NONLINEARITIES, "RNN nonlinearity (ignored by the LSTM)"))
+    nonlinearity: str = field(default="tanh", metadata=_choice(NONLINEARITIES,
+                                                               "RNN nonlinearity (ignored by the LSTM and the GRU)"))
     task: str = field(default="adding", metadata=_choice(TASKS, "synthetic long-dependency task"))
     # T=100 is long enough that a tanh RNN's gradient from step 1 is negligible, short enough to be instant.
     seq_len: int = field(default=100, metadata=_range(int, 1, 5000, "sequence length T (the dependency lag)"))
@@ -50,8 +51,10 @@ class Config:
     # PyTorch's own default, so what students see is what their nn.RNN/nn.LSTM does.
     init: str = field(default="pytorch", metadata=_choice(INITS, "recurrent weight initialisation"))
     init_scale: float = field(default=1.0, metadata=_range(float, 0.0, 10.0, "gain of the recurrent matrix W_hh"))
-    # 1.0 after Jozefowicz et al. 2015; 0 is PyTorch's default and vanishes along the cell path.
-    forget_bias: float = field(default=1.0, metadata=_range(float, -10.0, 10.0, "LSTM forget-gate bias b_f"))
+    # 1.0 after Jozefowicz et al. 2015; 0 is PyTorch's default and vanishes along the cell path. The GRU's analogue is
+    # its update gate z, the one that keeps the old state (h' = z h + (1 - z) n): forget_bias sets b_z (init.py).
+    forget_bias: float = field(default=1.0, metadata=_range(
+        float, -10.0, 10.0, "keep-the-state gate bias: the LSTM's forget gate b_f, the GRU's update gate b_z"))
     # float64 by default: float32 loses vanishing gradients to underflow after ~150 steps.
     dtype: str = field(default="float64", metadata=_choice(DTYPES, "floating-point precision"))
     steps: int = field(default=500, metadata=_range(int, 0, 1_000_000, "training steps"))
@@ -61,6 +64,11 @@ class Config:
     clip: float = field(default=1.0, metadata=_range(float, 0.0, 1e6, "clipping threshold", lo_open=True))
     clip_mode: str = field(default="norm", metadata=_choice(CLIP_MODES, "gradient clipping: by global norm, by value, or none"))
     record_every: int = field(default=10, metadata=_range(int, 1, 1_000_000, "record the gradient profile every N steps"))
+    # 0 = full BPTT. K > 0 detaches the state entering step t (h, and c for the LSTM) when t > 0 and t % K == 0, as
+    # `h = h.detach()` between chunks of K steps in a PyTorch loop: the forward pass is unchanged, the gradient stops
+    # at the cuts. Probes record, and training uses, the truncated gradients.
+    truncate: int = field(default=0, metadata=_range(int, 0, 1_000_000,
+                                                     "truncated BPTT: cut the gradient every K steps (0 = full BPTT)"))
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

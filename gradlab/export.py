@@ -53,9 +53,11 @@ def file_name(panel: str, cfg: Config, ext: str) -> str:
 
 
 def stamp_text(cfg: Config) -> str:
-    bf = "chrono" if cfg.init == "chrono" else f"{cfg.forget_bias:g}"  # chrono draws b_f per unit
+    # forget_bias by its Config name: it is the LSTM's b_f and the GRU's b_z; chrono draws them per unit instead
+    bf = "chrono" if cfg.init == "chrono" else f"{cfg.forget_bias:g}"
+    cut = f", truncate={cfg.truncate}" if cfg.truncate else ""
     return (f"{cfg.task}, T={cfg.seq_len}, H={cfg.hidden}, init={cfg.init} x{cfg.init_scale:g}, "
-            f"b_f={bf}, seed={cfg.seed} · gradlab {__version__}")
+            f"forget_bias={bf}{cut}, seed={cfg.seed} · gradlab {__version__}")
 
 
 def with_stamp(fig: go.Figure, cfg: Config, style: plots.Style = plots.Style()) -> go.Figure:

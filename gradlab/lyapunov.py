@@ -1,8 +1,8 @@
 """The finite-time Lyapunov spectrum of a probe's recurrence: how fast each direction of the state grows or shrinks
 per step along the actual trajectory, of which the top one is the rate a generic gradient follows along one sequence.
 
-The state is s_t = h_t for the RNN (n = H) and s_t = (h_t, c_t) for the LSTM (n = 2H); J_t = ds_t/ds_{t-1} is the
-exact Jacobian of one step at the recorded trajectory (t = 1..T-1). BPTT carries dL/ds back by J_t^T, and the
+The state is s_t = h_t for the RNN and the GRU (n = H) and s_t = (h_t, c_t) for the LSTM (n = 2H); J_t = ds_t/ds_{t-1}
+is the exact Jacobian of one step at the recorded trajectory (t = 1..T-1). BPTT carries dL/ds back by J_t^T, and the
 product of the transposes has the same singular values as J_{T-1}...J_1, so the spectrum of the forward product is
 the spectrum of the gradient's decay.
 
@@ -19,7 +19,7 @@ steps) each dead unit's column takes the place of a live one, and every factor c
 preserved (measured 0.994 per step). A random Q_0 changes the finite-T numbers only by the start transient,
 log|R_ii of Q_0's projection| / (T-1), and not at all when J_t is a scaled orthogonal matrix.
 
-Shapes: T time, B batch, B' the sequences used, H hidden, n state size (H for the RNN, 2H for the LSTM).
+Shapes: T time, B batch, B' the sequences used, H hidden, n state size (H for the RNN and the GRU, 2H for the LSTM).
 Cost: B' (T-1) QR factorisations of n x m matrices (m = n for the full spectrum), O(B' T n^2 m); see `lyapunov`
 for the default subset. With OpenBLAS, keep one BLAS thread (OPENBLAS_NUM_THREADS=1, as `make run` does): at
 n = 128 (the LSTM at H = 64) numpy's stacked QR under OpenBLAS's default threads ran ~50x slower on a busy 2-core
@@ -81,6 +81,11 @@ def _local(probe, k: int, t0: int, t1: int) -> dict[str, np.ndarray]:
     the LSTM's i/f/g blocks, (t1-t0, k, 3, H): the same factors the engine's BPTT uses (cells.*_factors)."""
     if probe.cell == "rnn":
         return {"d": cells.rnn_factors(probe.h[t0:t1, :k].astype(np.float64), probe.nonlinearity)}
+    if probe.cell == "gru":  # W_hn h_{t-1} + b_hn is not recorded: recomputed from the recorded h (to rounding)
+        H = probe.h.shape[2]
+        h_prev = probe.h[t0 - 1:t1 - 1, :k].astype(np.float64)
+        ghn = h_prev @ probe.params["weight_hh_l0"][2 * H:].astype(np.float64).T + probe.params["bias_hh_l0"][2 * H:]
+        return cells.gru_factors(probe.gates[t0:t1, :k].astype(np.float64), h_prev, ghn)
     c = probe.c[:, :k].astype(np.float64)
     return cells.lstm_factors(probe.gates[t0:t1, :k].astype(np.float64), c[t0:t1], c[t0 - 1:t1 - 1])
 
@@ -89,6 +94,8 @@ def _finite(probe, k: int) -> bool:
     arrays = [probe.h[:, :k], probe.params["weight_hh_l0"]]
     if probe.cell == "lstm":
         arrays += [probe.c[:, :k], probe.gates[:, :k]]
+    if probe.cell == "gru":
+        arrays += [probe.gates[:, :k], probe.params["bias_hh_l0"]]
     return all(np.isfinite(a).all() for a in arrays)
 
 
@@ -98,10 +105,22 @@ def _apply(probe, fac: dict[str, np.ndarray], j: int, W: np.ndarray, Q: np.ndarr
     RNN: J Q = diag(d) (W Q). LSTM, with Q = [Q_h; Q_c] and the gate blocks W_i, W_f, W_g, W_o of W_hh:
       dc_t = (p_i W_i + p_f W_f + p_g W_g) dh_{t-1} + f dc_{t-1}    (p = cells.lstm_factors' "ifg")
       dh_t = u_o W_o dh_{t-1} + v dc_t                               (u_o = tanh(c) o (1-o), v = o (1 - tanh^2 c))
-    so one product W_hh Q_h serves all four blocks."""
+    so one product W_hh Q_h serves all four blocks. GRU, with W_r, W_z, W_n the blocks of W_hh (cells.gru_factors):
+      dh_t = z dh_{t-1} + u_z W_z dh_{t-1} + u_n (r W_n dh_{t-1} + u_r W_r dh_{t-1})
+    (u_z = (h_{t-1} - n) z (1-z), u_n = (1-z) (1-n^2), u_r = (W_hn h_{t-1} + b_hn) r (1-r))."""
     if probe.cell == "rnn":
         np.matmul(W, Q, out=out)
         out *= fac["d"][j][:, :, None]
+        return out
+    if probe.cell == "gru":
+        H = W.shape[1]
+        k, _, m = Q.shape
+        WQ = np.matmul(W, Q).reshape(k, 3, H, m)
+        np.multiply(fac["hn"][j][:, :, None], WQ[:, 2], out=out)
+        out += fac["r"][j][:, :, None] * WQ[:, 0]
+        out *= fac["n"][j][:, :, None]
+        out += fac["z"][j][:, :, None] * WQ[:, 1]
+        out += fac["z_keep"][j][:, :, None] * Q
         return out
     H = W.shape[1]
     k, _, m = Q.shape
@@ -117,8 +136,8 @@ def _apply(probe, fac: dict[str, np.ndarray], j: int, W: np.ndarray, Q: np.ndarr
 
 def step_jacobians(probe, sequences: int | None = None) -> np.ndarray:
     """(B', T-1, n, n) float64: J_t = ds_t/ds_{t-1} for t = 1..T-1 (index t-1), for the first `sequences` sequences
-    (None: all). Rows and columns are ordered (h) for the RNN and (h, c) for the LSTM. Formed explicitly, so meant for
-    tests and small T: `lyapunov` never forms them."""
+    (None: all). Rows and columns are ordered (h) for the RNN and the GRU, (h, c) for the LSTM. Formed explicitly,
+    so meant for tests and small T: `lyapunov` never forms them."""
     k = _chosen(probe, sequences)
     T, _, H = probe.h.shape
     W = probe.params["weight_hh_l0"].astype(np.float64)
@@ -198,11 +217,12 @@ def _exponents(probe, k: int, m: int) -> np.ndarray:
     return logs / (T - 1)
 
 
-def mean_rate(g: np.ndarray, end: int) -> float:
-    """The measured average per-step rate of a profile between step 0 and `end` (the last step with a loss,
-    analysis.loss_end): (g[0] / g[end]) ** (1 / end), what the top Lyapunov factor predicts. nan unless both are
-    positive and finite and end >= 1."""
-    g0, ge = float(g[0]), float(g[end])
-    if end < 1 or not (np.isfinite(g0) and np.isfinite(ge) and g0 > 0 and ge > 0):
+def mean_rate(g: np.ndarray, end: int, start: int = 0) -> float:
+    """The measured average per-step rate of a profile between step `start` (0, or where a truncation's cut lets
+    the gradient begin) and `end` (the last step with a loss, analysis.loss_end): (g[start] / g[end]) **
+    (1 / (end - start)), what the top Lyapunov factor predicts. nan unless both are positive and finite and
+    end > start."""
+    g0, ge = float(g[start]), float(g[end])
+    if end - start < 1 or not (np.isfinite(g0) and np.isfinite(ge) and g0 > 0 and ge > 0):
         return float("nan")
-    return float(np.exp((np.log(g0) - np.log(ge)) / end))
+    return float(np.exp((np.log(g0) - np.log(ge)) / (end - start)))

@@ -113,7 +113,7 @@ def shown(records: dict, trained: bool) -> list[Panel]:
 def figure(name: str, records: dict, style: plots.Style = plots.Style()) -> go.Figure:
     """The panel's figure with its title: records are Runs for training panels, Probes or Runs otherwise."""
     p = BY_NAME[name]
-    fig = plots.legends_by_column(p.figure(records, style))
+    fig = plots.decade_ticks(plots.legends_by_column(p.figure(records, style)))
     fig.update_layout(title=dict(text=p.title, x=0.01))
     return fig
 

@@ -18,8 +18,8 @@ from plotly.subplots import make_subplots
 from . import analysis
 from .tasks import baselines, information
 
-COLORS = {"rnn": "#D55E00", "lstm": "#0072B2"}
-NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM"}
+COLORS = {"rnn": "#D55E00", "lstm": "#0072B2", "gru": "#009E73"}  # Okabe-Ito vermillion, blue, bluish green
+NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
 CELLS = tuple(COLORS)
 # Every colour a line or mark is drawn in, per theme, checked for 3:1 contrast against its background (WCAG's rule for
 # graphics; tests/test_style.py). The cells keep their Okabe-Ito colours on both; Okabe-Ito's orange and sky blue fall
@@ -27,14 +27,16 @@ CELLS = tuple(COLORS)
 # One look per meaning: the exact prediction is drawn in the ink, dashed; each approximation has its own colour and dash.
 PALETTES = {
     "light": dict(paper="#ffffff", ink="#000000", grey="#5f5f5f", grid="#e5e5e5", veil="rgba(255,255,255,0.8)",
-                  rho="#009E73", sigma_max="#CC79A7", cell_path="#A87500",
-                  gates=("#A87500", "#009E73", "#CC79A7", "#000000")),
+                  rho="#CC79A7", sigma_max="#5f5f5f", cell_path="#A87500",
+                  gates=("#A87500", "#CC79A7", "#5f5f5f", "#000000")),
     "dark": dict(paper="#0e1117", ink="#f2f2f2", grey="#a8a8a8", grid="#2e3440", veil="rgba(14,17,23,0.8)",
-                 rho="#009E73", sigma_max="#CC79A7", cell_path="#E69F00",
-                 gates=("#56B4E9", "#009E73", "#CC79A7", "#E69F00")),
+                 rho="#CC79A7", sigma_max="#a8a8a8", cell_path="#E69F00",
+                 gates=("#56B4E9", "#CC79A7", "#a8a8a8", "#E69F00")),
 }
 THEMES = tuple(PALETTES)
 DASHES = {"lyapunov": "dash", "rho": "dot", "sigma_max": "dashdot", "cell_path": "longdash"}
+SAME_LOOK = {"update_path": "cell_path"}  # the GRU's update-gate product means what the LSTM's forget-gate product does
+BLOCKS = {"rnn": ("W_hh",), "lstm": ("W_hi", "W_hf", "W_hg", "W_ho"), "gru": ("W_hr", "W_hz", "W_hn")}  # PyTorch order
 GATE_NAMES = ("input i", "forget f", "candidate g (tanh, not a gate)", "output o")
 BR = "<br>"  # a legend entry's second line: what a curve is, then how far it is from the measurement
 MAX_HEATMAP_COLUMNS = 300
@@ -71,6 +73,7 @@ class Style:
 
     def theory(self, kind: str) -> tuple[str, str]:
         """(colour, dash) of a theory curve: the prediction in the ink, each approximation in its own colour."""
+        kind = SAME_LOOK.get(kind, kind)
         return (self.ink if kind == "lyapunov" else getattr(self, kind)), DASHES[kind]
 
 
@@ -109,6 +112,24 @@ def _frame(records: dict, style: Style, titles=None, legend_y: float = -0.2, **k
     return _layout(fig, style, legend_y), cells
 
 
+def decade_ticks(fig: go.Figure) -> go.Figure:
+    """On a log axis spanning two to eight decades, a label at each power of ten only: plotly's default also labels
+    the 2s and 5s between them there, tiny digits that a projector turns into noise."""
+    lay = fig.layout
+    for name in [k for k in lay if k.startswith("yaxis")]:
+        axis = lay[name]
+        if axis.type != "log" or axis.dtick is not None:
+            continue
+        ref = "y" + name[5:]
+        ys = [np.asarray(tr.y, dtype=float) for tr in fig.data if (tr.yaxis or "y") == ref and tr.y is not None
+              and getattr(tr, "type", "scatter") in ("scatter", "scattergl")]
+        v = np.concatenate([y[np.isfinite(y) & (y > 0)] for y in ys] + [np.zeros(0)])
+        span = (axis.range[1] - axis.range[0]) if axis.range else (np.log10(v.max()) - np.log10(v.min()) if len(v) else 0)
+        if 2 <= span <= 8:  # wider spans already get labels every few decades and nothing between
+            axis.dtick = 1
+    return fig
+
+
 def legends_by_column(fig: go.Figure) -> go.Figure:
     """One legend under each column of subplots, holding that column's traces: each cell's curves are read under its
     own plot, and a long legend grows down instead of covering the other cell's plot."""
@@ -117,6 +138,9 @@ def legends_by_column(fig: go.Figure) -> go.Figure:
     if len(starts) < 2:
         return fig
     base = lay.legend.to_plotly_json()
+    if len(starts) >= 3 and base.get("font", {}).get("size"):  # three cells side by side: narrower legends, titles
+        base["font"] = {**base["font"], "size": round(base["font"]["size"] * 0.85)}
+        fig.update_annotations(font_size=round((lay.font.size or 14) * 0.85))
     for i, x0 in enumerate(starts):
         name = "legend" if i == 0 else f"legend{i + 1}"
         fig.update_layout({name: {**base, "x": x0, "xanchor": "left"}})
@@ -136,10 +160,13 @@ def _cell_title(rec) -> str:
     if cfg is None:
         return name + (f" ({rec.nonlinearity})" if rec.cell == "rnn" else "")
     init = f"{cfg.init} init" + (f" x{cfg.init_scale:g}" if cfg.init_scale != 1 else "")
-    if rec.cell == "lstm":
-        bf = "chrono b_f" if cfg.init == "chrono" else f"b_f = {cfg.forget_bias:g}"
-        return f"{name}: {init}, {bf}"
-    return f"{name} ({rec.nonlinearity}): {init}"
+    if rec.cell in ("lstm", "gru"):  # the GRU's update gate z takes the forget bias (gradlab.init)
+        gate = "b_f" if rec.cell == "lstm" else "b_z"
+        bf = f"chrono {gate}" if cfg.init == "chrono" else f"{gate} = {cfg.forget_bias:g}"
+        cut = f"<br>cut every {cfg.truncate} steps" if getattr(cfg, "truncate", 0) else ""
+        return f"{name}: {init}, {bf}{cut}"
+    cut = f"<br>cut every {cfg.truncate} steps" if getattr(cfg, "truncate", 0) else ""
+    return f"{name} ({rec.nonlinearity}): {init}{cut}"
 
 
 def _log_range(*arrays) -> list[float]:
@@ -162,13 +189,17 @@ def _line(fig, x, y, name, color, style, col=1, dash=None, width=1.0, **kw):
                              line=dict(color=color, width=style.line * width, dash=dash), **kw), row=1, col=col)
 
 
-def _edge_markers(fig, t, g, yr, color, col, style, what):
-    """Zeros (underflow) at the bottom edge and infs/nans (overflow) at the top, never silently dropped."""
-    for mask, y, symbol, label in ((g == 0, 10 ** yr[0], "triangle-down", "exactly 0: underflowed"),
+def _edge_markers(fig, t, g, yr, color, col, style, what, cut=None):
+    """Zeros at the bottom edge and infs/nans (overflow) at the top, never silently dropped. A zero before `cut`
+    (0-based: the first step a truncated backward pass reaches) was cut, not underflowed, and is labelled so."""
+    before = np.arange(len(g)) < (cut or 0)
+    for mask, y, symbol, label in (((g == 0) & before, 10 ** yr[0], "line-ew", "exactly 0: cut by truncated BPTT"),
+                                   ((g == 0) & ~before, 10 ** yr[0], "triangle-down", "exactly 0: underflowed"),
                                    (~np.isfinite(g), 10 ** yr[1], "triangle-up", "inf/nan: overflowed")):
         if mask.any():
             fig.add_trace(go.Scatter(x=t[mask], y=np.full(mask.sum(), y), mode="markers",
-                                     marker=dict(symbol=symbol, size=6 + style.line * 2, color=color),
+                                     marker=dict(symbol=symbol, size=6 + style.line * 2, color=color,
+                                                 line=dict(color=color, width=2)),
                                      name=f"{what}: {mask.sum()} steps {label}", hovertemplate=f"t=%{{x}}: {label}"),
                           row=1, col=col)
 
@@ -180,16 +211,18 @@ def _times(x: float) -> str:
     return f"{x:.2f}" if 0.1 <= x <= 10 else f"{x:.0e}".replace("e+0", "e+").replace("e-0", "e-")
 
 
-def off_label(x: float) -> str:
-    """How far a curve is from the measurement at step 1, in words: '1.02x measured at step 1'."""
+def off_label(x: float, step: int = 1) -> str:
+    """How far a curve is from the measurement at `step` (the first step the loss reaches: 1 unless truncated BPTT
+    cut it), in words: '1.02x measured at step 1'."""
     v = _times(x)
-    return "not comparable at step 1" if v.startswith("not") else f"{v}x measured at step 1"
+    return f"not comparable at step {step}" if v.startswith("not") else f"{v}x measured at step {step}"
 
 
 def theory_names(p, sm: dict) -> dict[str, str]:
     """The legend of every theory curve: what it is, its parameter, and its measured error. Lines of at most about
     fifty characters, so that each cell's legend fits under its own plot on a 16:9 projector."""
     off = sm["off_at_1"]
+    s1 = sm.get("first", 0) + 1  # where the comparison is made: step 1, or the first step a truncation leaves
     names = {}
     if len(sm["lyapunov"]):
         err = sm["lyapunov"][0] / sm["mean_rate"] - 1 if sm["mean_rate"] > 0 else np.nan
@@ -197,20 +230,24 @@ def theory_names(p, sm: dict) -> dict[str, str]:
         k, B = sm["lyapunov_sequences"], p.h.shape[1]
         at_1 = _times(off.get("theory_lyapunov", np.nan))
         measured = (f"from {k} of {B} sequences: {err:+.1%} vs the measured{BR}"
-                    f"{sm['mean_rate']:.3g}/step on {on}; {at_1}x it at step 1" if np.isfinite(sm["mean_rate"])
+                    f"{sm['mean_rate']:.3g}/step on {on}; {at_1}x it at step {s1}" if np.isfinite(sm["mean_rate"])
                     else f"from {k} of {B} sequences; the measured rate{BR}on {on} is not measurable (it reaches 0)")
         names["theory_lyapunov"] = f"prediction: top Lyapunov factor {sm['lyapunov'][0]:.3g}/step{BR}{measured}"
     if p.cell == "rnn":
         sp = analysis.spectrum(p.params["weight_hh_l0"])
         names["theory_rho"] = (f"rho^(T-t), rho = {sp['rho'][0]:.3f}: the long-run rate if{BR}"
-                               f"the RNN were linear ({off_label(off.get('theory_rho', np.nan))})")
+                               f"the RNN were linear ({off_label(off.get('theory_rho', np.nan), s1)})")
         names["theory_sigma_max"] = (f"sigma_max^(T-t), sigma_max = {sp['sigma_max'][0]:.3f}:{BR}"
-                                     f"Pascanu's upper bound ({off_label(off.get('theory_sigma_max', np.nan))})")
+                                     f"Pascanu's upper bound ({off_label(off.get('theory_sigma_max', np.nan), s1)})")
+    elif p.cell == "gru":  # h_t = z_t h_(t-1) + (1 - z_t) n_t: the update gate alone carries h straight back
+        names["theory_update_path"] = ("update-gate product (mean over batch and units)" + BR
+                                       + "x ||dL/dh_T||, an estimate of the direct path:" + BR
+                                       + f"at step {s1} {_times(off.get('theory_update_path', np.nan))}x the total")
     else:
         vs_direct = off.get("theory_cell_path_direct")
         total = f"{_times(off.get('theory_cell_path', np.nan))}x the total"
         names["theory_cell_path"] = ("forget-gate product (mean over batch and units)" + BR
-                                     + "x ||dL/dc_T||, an estimate of the direct path:" + BR + "at step 1 "
+                                     + "x ||dL/dc_T||, an estimate of the direct path:" + BR + f"at step {s1} "
                                      + (f"{_times(vs_direct)}x the direct path, " if vs_direct is not None else "")
                                      + total)
     return names
@@ -230,7 +267,14 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
         g = p.grad_h_norm
         t = np.arange(1, len(g) + 1)
         _line(fig, t, g, f"{NAMES[c]}: ||dL/dh_t|| (measured)", COLORS[c], style, col)
-        _edge_markers(fig, t[:sm["end"] + 1], g[:sm["end"] + 1], yr, COLORS[c], col, style, NAMES[c])
+        _edge_markers(fig, t[:sm["end"] + 1], g[:sm["end"] + 1], yr, COLORS[c], col, style, NAMES[c], sm["cut_at"])
+        if sm["cut_at"]:  # truncated BPTT: nothing of the loss reaches the steps before its chunk
+            fig.add_vrect(x0=0.5, x1=sm["cut_at"] + 0.5, fillcolor=style.grey, opacity=0.12, line_width=0,
+                          row=1, col=col)
+            fig.add_vline(x=sm["cut_at"] + 0.5, line=dict(color=style.grey, dash="dot", width=1.5), row=1, col=col)
+            fig.add_annotation(x=(sm["cut_at"] + 1) / 2, y=1, yref="y domain", xref=f"x{col if col > 1 else ''}",
+                               text=f"cut: exactly 0<br>(truncated BPTT,<br>every {p.config.truncate})",
+                               showarrow=False, yanchor="top", font=dict(color=style.grey))
         if sm.get("last_only"):
             _line(fig, t, p.grad_h_norm_last, f"{NAMES[c]}: from the last step's loss alone (measured)", COLORS[c],
                   style, col, dash="dash")
@@ -257,7 +301,7 @@ def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
     keep = analysis.survival_factor(T)
     for c in cells:
         f = factors[c]
-        state = "(h_t, c_t)" if c == "lstm" else "h_t"
+        state = "(h_t, c_t)" if c == "lstm" else "h_t"  # the GRU's state is h alone, as the RNN's
         zeros = int(np.sum(f == 0))  # a factor exactly 0 has no place on a log axis: said, not silently dropped
         hidden = f", {zeros} exactly 0 (not drawn)" if zeros else ""
         fig.add_trace(go.Scatter(x=np.arange(1, len(f) + 1) / max(len(f), 1), y=_positive(f), mode="lines+markers",
@@ -490,12 +534,12 @@ def spectrum(records: dict, style: Style = Style()) -> go.Figure:
         if col > 1:
             fig.add_trace(go.Scatter(x=circle.real, y=circle.imag, mode="lines", legendgroup="circle", showlegend=False,
                                      line=dict(color=style.grey, width=1.5), hoverinfo="skip"), row=1, col=col)
-        blocks = ["W_hh"] if c == "rnn" else [f"W_h{n[0]}" for n in GATE_NAMES]
+        blocks = BLOCKS[c]
         for b, name in enumerate(blocks):
             e = sp["eigvals"][b]
             symbol = ("circle", "square", "diamond", "x")[b]
             fig.add_trace(go.Scatter(x=e.real, y=e.imag, mode="markers",
-                                     name=f"{NAMES[c]} {name}: rho = {sp['rho'][b]:.3f}, sigma_max = {sp['sigma_max'][b]:.3f}",
+                                     name=f"{name}: rho {sp['rho'][b]:.3f}, sigma_max {sp['sigma_max'][b]:.3f}",
                                      legendgroup=f"{c}{b}", marker=dict(color=COLORS[c], size=4 + style.line,
                                                                         symbol=symbol, opacity=0.8)),
                           row=1, col=col)

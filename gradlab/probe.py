@@ -1,7 +1,7 @@
 """probe(cfg): one batch, one forward pass, full BPTT, everything recorded. verify(path): recompute a bundle.
 
-Randomness: one SeedSequence(cfg.seed) is split into a data stream and a parameter stream, so the RNN and the
-LSTM built from the same Config see exactly the same batches whatever their parameter counts.
+Randomness: one SeedSequence(cfg.seed) is split into a data stream and a parameter stream, so the RNN, the LSTM and
+the GRU built from the same Config see exactly the same batches whatever their parameter counts.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from . import bptt
 from .analysis import loss_end, losses_at_many_steps
 from .config import Config
-from .init import init_params
+from .init import GATES, init_params
 from .record import C_SPLIT, PARAM_NAMES, PROFILES, Probe, check_shapes, flag_nonfinite, load
 from .tasks import input_output_sizes, make_batch
 
@@ -72,11 +72,13 @@ def shapes_bytes(L: int, B: int, D: int, O: int, H: int, cell: str, xent: bool, 
     """estimate_bytes from the shapes themselves (a bundle's recomputation has no task, only arrays): L steps of a
     batch of B, D inputs, O outputs, H hidden; xent for class targets; many for a loss at every step (a second
     backward pass); w bytes per number."""
-    G = 4 * H if cell == "lstm" else H
+    G = GATES[cell] * H
     batch = 8 * L * B * (2 * D + (1 if xent else O) + 2)  # x and the mask twice (made, then cast), y
-    forward = w * (L + 1) * B * (H + D + 1) + (w * L * B * (G + H) if cell == "lstm" else 0)
+    # the LSTM's gates and cell states; the GRU's gates and W_hn h + b_hn
+    forward = w * (L + 1) * B * (H + D + 1) + (w * L * B * (G + H) if cell != "rnn" else 0)
     head = w * L * B * O * (5 if xent else 2) + w * L * B * H  # read-out, loss intermediates, dL/dh from it
-    scratch = w * bptt.CHUNK * (B * (2 * G + 5 * H + D) + G * H)
+    # the GRU also holds dL/d(W_ih x + b_ih) apart and five local factors per step
+    scratch = w * bptt.CHUNK * (B * (2 * G + 5 * H + D + (G + 2 * H if cell == "gru" else 0)) + G * H)
     second = forward + w * L * B * O if many else 0  # the first pass's forward and read-out are still held
     return int(batch + forward + head + scratch + second)
 
@@ -115,11 +117,12 @@ def probe(cfg: Config, params: dict | None = None) -> Probe:
     """Forward + BPTT on the first batch of cfg's task, at initialisation or on the given parameters.
     Configurations that would need more than MEMORY_BUDGET are refused with a ValueError saying what to reduce."""
     batch, params, _ = setup(cfg, params)
-    return _probe(params, batch.x, batch.y, batch.y_mask, cfg.cell, cfg.nonlinearity, batch.loss_kind, config=cfg)
+    return _probe(params, batch.x, batch.y, batch.y_mask, cfg.cell, cfg.nonlinearity, batch.loss_kind, cfg.truncate,
+                  config=cfg)
 
 
-def _probe(params, x, y, y_mask, cell, nonlinearity, loss_kind, **extra) -> Probe:
-    rec = bptt.run(params, x, y, y_mask, cell, nonlinearity, loss_kind)
+def _probe(params, x, y, y_mask, cell, nonlinearity, loss_kind, truncate=0, **extra) -> Probe:
+    rec = bptt.run(params, x, y, y_mask, cell, nonlinearity, loss_kind, truncate=truncate)
     grads = rec.pop("grads")
     if losses_at_many_steps(y_mask):
         # With a loss at every step (copy) each step's gradient is mostly its own loss's; a second pass with the
@@ -127,10 +130,11 @@ def _probe(params, x, y, y_mask, cell, nonlinearity, loss_kind, **extra) -> Prob
         last = np.zeros_like(y_mask)
         end = loss_end(y_mask, len(y_mask))
         last[end] = y_mask[end]
-        alone = bptt.run(params, x, y, last, cell, nonlinearity, loss_kind)
+        alone = bptt.run(params, x, y, last, cell, nonlinearity, loss_kind, truncate=truncate)
         extra.update(grad_h_norm_last=alone["grad_h_norm"], grad_c_norm_last=alone.get("grad_c_norm"))
     return Probe(cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=x, y=y, y_mask=y_mask, params=params,
-                 grads=grads, nonfinite=flag_nonfinite(rec), **rec, **extra)
+                 grads=grads, nonfinite=flag_nonfinite(rec, bptt.cut_off(y_mask, truncate)), truncate=truncate,
+                 **rec, **extra)
 
 
 def verify(path: str | os.PathLike) -> dict[str, float]:
@@ -140,6 +144,7 @@ def verify(path: str | os.PathLike) -> dict[str, float]:
     step's own magnitude, so a 1e-200 gradient is checked as strictly as a 1). Matching nan/inf count as equal.
     Only what the bundle holds is compared: grad_x_norm and the LSTM's direct/rest split of dL/dc_t are absent
     from bundles written before gradlab recorded them (and from references that do not compute them).
+    The recomputation truncates BPTT as the bundle's config says (`truncate`, 0 when absent).
     """
     b = load(path)
     if not isinstance(b, Probe):
@@ -151,7 +156,7 @@ def verify(path: str | os.PathLike) -> dict[str, float]:
     refuse_over(shapes_bytes(L, B, D, O, H, b.cell, b.loss_kind == "xent", many, b.params["weight_hh_l0"].itemsize),
                 MEMORY_BUDGET, f"{os.fspath(path)}: recomputing this bundle needs",
                 "it is larger than a probe gradlab would make itself")
-    new = _probe(b.params, b.x, b.y, b.y_mask, b.cell, b.nonlinearity, b.loss_kind)
+    new = _probe(b.params, b.x, b.y, b.y_mask, b.cell, b.nonlinearity, b.loss_kind, b.truncate)
     errors = {"loss": _rel(np.array(new.loss), np.array(b.loss), elementwise=True)}
     for name in PROFILES + C_SPLIT + ("h", "c", "gates"):
         saved = getattr(b, name)

@@ -1,14 +1,18 @@
 """The Probe record and the .npz bundle format (save, load, verify).
 
 A bundle is a plain `.npz` anyone can read with numpy, without pickle:
-  format "gradlab-bundle/1"; config (JSON); cell; nonlinearity; loss_kind ("mse" | "xent");
+  format "gradlab-bundle/1"; config (JSON); cell ("rnn" | "lstm" | "gru"); nonlinearity; loss_kind ("mse" | "xent");
   x (T, B, D); y ((T, B, O) floats for mse, (T, B) integer classes for xent); y_mask (T, B);
   parameters under PyTorch's state_dict names (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, head.weight,
-  head.bias; LSTM gates stacked i, f, g, o) and their gradients as grad.<name>;
+  head.bias; LSTM gates stacked i, f, g, o; GRU gates r, z, n) and their gradients as grad.<name>;
   recorded values: loss, grad_h_norm, grad_whh_contrib_norm, grad_x_norm, h, and for the LSTM grad_c_norm, c, gates,
   grad_c_direct_norm and grad_c_rest_norm (each (T,): ||dL/dx_t|| over (B, D); the split dL/dc_t = d_t + r_t into
-  the direct cell path d_t and the rest r_t, which came back through h_{t-1} into the gates; see bptt.py);
+  the direct cell path d_t and the rest r_t, which came back through h_{t-1} into the gates; see bptt.py); for the
+  GRU gates (T, B, 3H);
   nonfinite (JSON, see `flag_nonfinite`).
+The config's `truncate` (truncated BPTT, see bptt.py) says which gradients were recorded; it is read from the config
+JSON even when that is not a whole gradlab Config (a reference computed elsewhere may hold only {"truncate": K, ...});
+bundles whose config has no `truncate` are full BPTT (0).
 Loading refuses other formats, missing or misshapen arrays and pickled objects with a message that says which.
 """
 from __future__ import annotations
@@ -20,8 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Config
+from .config import CELLS, Config
 from .files import atomic_write
+from .init import GATES
 
 FORMAT = "gradlab-bundle/1"
 RUN_FORMAT = "gradlab-run/1"
@@ -66,6 +71,7 @@ class Probe:
     grad_c_norm_last: np.ndarray | None = None
     note: str = ""  # the bundle's config text when it is not a gradlab Config (e.g. a PyTorch reference)
     nonfinite: dict[str, dict] = field(default_factory=dict)
+    truncate: int = 0  # truncated BPTT's K (config.truncate; 0 = full BPTT): which gradients were recorded
 
     @property
     def seq_len(self) -> int:
@@ -87,10 +93,12 @@ class Probe:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the bundle atomically (a temporary file renamed into place: no partial file on failure)."""
+        if self.config is not None and self.config.truncate != self.truncate:
+            raise ValueError(f"truncate = {self.truncate} disagrees with the config's {self.config.truncate}")
         arrays = {
             "format": np.array(FORMAT), "cell": np.array(self.cell), "nonlinearity": np.array(self.nonlinearity),
             "loss_kind": np.array(self.loss_kind),
-            "config": np.array(self.config.to_json() if self.config else self.note),
+            "config": np.array(self.config.to_json() if self.config else _note_with_truncate(self.note, self.truncate)),
             "nonfinite": np.array(json.dumps(self.nonfinite)),
             "x": self.x, "y": self.y, "y_mask": self.y_mask, "loss": np.array(self.loss),
         }
@@ -100,6 +108,32 @@ class Probe:
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
         _write(path, arrays)
+
+
+def config_truncate(text: str) -> int:
+    """The `truncate` of a bundle's config JSON (0 when absent: full BPTT); a ValueError if it is not an int >= 0."""
+    try:
+        d = json.loads(text)
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        return 0
+    k = d.get("truncate", 0) if isinstance(d, dict) else 0
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"config truncate = {k!r} is invalid: expected an integer >= 0")
+    return k
+
+
+def _note_with_truncate(note: str, truncate: int) -> str:
+    """A non-Config note that still says the truncation (a JSON object gets the key; anything else is wrapped)."""
+    try:
+        if config_truncate(note) == truncate:
+            return note
+    except ValueError:
+        pass
+    try:
+        d = json.loads(note)
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        d = None
+    return json.dumps(dict(d, truncate=truncate) if isinstance(d, dict) else {"truncate": truncate, "note": note})
 
 
 def _write(path: str | os.PathLike, arrays: dict) -> None:
@@ -130,8 +164,9 @@ class Run:
     param_norms: dict[str, np.ndarray]  # name -> (R,)
     params: dict[str, np.ndarray]  # the parameters after the last update
     grad_c_norm: np.ndarray | None = None  # (R, T), LSTM
-    gate_means: np.ndarray | None = None  # (R, T, 4) mean of i, f, g, o over batch and units, LSTM
-    gates_last: np.ndarray | None = None  # (T, k, 4H) full gates of k probe sequences at the last record, LSTM
+    # (R, T, n) mean of each gate over batch and units: LSTM i, f, g, o (n = 4), GRU r, z, n (n = 3)
+    gate_means: np.ndarray | None = None
+    gates_last: np.ndarray | None = None  # (T, k, nH) full gates of k probe sequences at the last record, LSTM/GRU
     # (R, T) each; None in run bundles saved before they were recorded (and the split for the RNN)
     grad_x_norm: np.ndarray | None = None  # ||dL/dx_t||
     grad_c_direct_norm: np.ndarray | None = None  # ||d_t||, dL/dc_t's direct cell path, LSTM
@@ -183,12 +218,13 @@ class Progress:
     recorded: bool  # True when this call follows a new record
 
 
-def flag_nonfinite(rec: dict) -> dict[str, dict]:
+def flag_nonfinite(rec: dict, cut: np.ndarray | None = None) -> dict[str, dict]:
     """Which recorded quantities hold 0 (underflow), inf or nan, and where computation first met them.
 
     For the backward profiles "first" is the largest t (BPTT reaches late steps first), for the forward state h the
     smallest t; `count` says how many steps are affected. grad_whh_contrib_norm[0] is 0 by construction (h_{-1} = 0)
-    and is not flagged; nor is the LSTM's split (C_SPLIT), whose zeros are by construction too.
+    and is not flagged; nor is the LSTM's split (C_SPLIT), whose zeros are by construction too; nor are the zeros at
+    the steps in `cut` ((T,) bool, bptt.cut_off), where truncated BPTT stopped the gradient by design.
     """
     flags: dict[str, dict] = {}
     if not np.isfinite(rec["loss"]):
@@ -197,9 +233,12 @@ def flag_nonfinite(rec: dict) -> dict[str, dict]:
         v = rec.get(name)
         if v is None:
             continue
-        v = v[1:] if name == "grad_whh_contrib_norm" else v
         offset = 1 if name == "grad_whh_contrib_norm" else 0
-        for kind, bad in (("nan", np.isnan(v)), ("inf", np.isinf(v)), ("zero", v == 0)):
+        zero = v == 0
+        if cut is not None:
+            zero = zero & ~cut
+        v, zero = v[offset:], zero[offset:]
+        for kind, bad in (("nan", np.isnan(v)), ("inf", np.isinf(v)), ("zero", zero)):
             if bad.any():
                 flags[f"{name}:{kind}"] = {"kind": kind, "step": int(np.flatnonzero(bad)[-1]) + offset,
                                             "count": int(bad.sum())}
@@ -283,8 +322,8 @@ def load(path: str | os.PathLike) -> "Probe | Run":
     if fmt != FORMAT:
         raise ValueError(f"{path}: format {fmt!r} is not supported: this gradlab reads {FORMAT!r} and {RUN_FORMAT!r}")
     cell, loss_kind = _text(d, "cell", path), _text(d, "loss_kind", path)
-    if cell not in ("rnn", "lstm") or loss_kind not in ("mse", "xent"):
-        raise ValueError(f"{path}: cell {cell!r} / loss_kind {loss_kind!r} not one of rnn|lstm / mse|xent")
+    if cell not in CELLS or loss_kind not in ("mse", "xent"):
+        raise ValueError(f"{path}: cell {cell!r} / loss_kind {loss_kind!r} not one of {'|'.join(CELLS)} / mse|xent")
     nonlinearity = _text(d, "nonlinearity", path) if "nonlinearity" in d else "tanh"
     if nonlinearity not in ("tanh", "relu", "linear"):
         raise ValueError(f"{path}: nonlinearity {nonlinearity!r} is not one of tanh, relu, linear")
@@ -293,6 +332,10 @@ def load(path: str | os.PathLike) -> "Probe | Run":
         cfg = Config.from_json(config_text)
     except ValueError:
         cfg = None  # e.g. a reference bundle computed elsewhere: still fully usable, the text is kept as a note
+    try:
+        truncate = cfg.truncate if cfg else config_truncate(config_text)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     for k in ("x", "y", "y_mask", "loss", "grad_h_norm", "grad_whh_contrib_norm", "h") + PARAM_NAMES:
         if k not in d:
             raise ValueError(f"{path}: missing array {k!r}")
@@ -310,6 +353,8 @@ def load(path: str | os.PathLike) -> "Probe | Run":
     rec = {k: _numeric(d, k, path, want[k]) for k in want if k in d}
     if cell == "lstm" and not {"grad_c_norm", "c", "gates"} <= set(rec):
         raise ValueError(f"{path}: an LSTM bundle needs grad_c_norm, c and gates")
+    if cell == "gru" and "gates" not in rec:
+        raise ValueError(f"{path}: a GRU bundle needs gates")
     grads = {k: _numeric(d, f"grad.{k}", path, params[k].shape) for k in PARAM_NAMES if f"grad.{k}" in d}
     try:
         nonfinite = json.loads(_text(d, "nonfinite", path)) if "nonfinite" in d else {}
@@ -317,7 +362,7 @@ def load(path: str | os.PathLike) -> "Probe | Run":
         raise ValueError(f"{path}: entry 'nonfinite' is not valid JSON: {type(e).__name__}") from None
     return Probe(cell=cell, nonlinearity=nonlinearity, loss_kind=loss_kind, x=x, y=y, y_mask=y_mask, params=params,
                  grads=grads, loss=float(rec.pop("loss")), config=cfg, note="" if cfg else config_text,
-                 nonfinite=nonfinite if isinstance(nonfinite, dict) else {}, **rec)
+                 nonfinite=nonfinite if isinstance(nonfinite, dict) else {}, truncate=truncate, **rec)
 
 
 def _load_run(d: dict, path: str) -> Run:
@@ -364,8 +409,8 @@ def check_shapes(params: dict, x_shape: tuple, cell: str, loss_kind: str, y_shap
     G, H = W_hh.shape
     if H < 1:
         raise ValueError(f"{where}: weight_hh_l0 has shape {W_hh.shape}: the hidden size must be at least 1")
-    if G != (4 * H if cell == "lstm" else H):
-        raise ValueError(f"{where}: weight_hh_l0 has shape {W_hh.shape}, expected ({4 * H if cell == 'lstm' else H}, {H}) "
+    if G != GATES[cell] * H:
+        raise ValueError(f"{where}: weight_hh_l0 has shape {W_hh.shape}, expected ({GATES[cell] * H}, {H}) "
                          f"for a {cell.upper()} with hidden size {H}")
     O = params["head.weight"].shape[0] if params["head.weight"].ndim == 2 else -1
     want = {"weight_ih_l0": (G, D), "bias_ih_l0": (G,), "bias_hh_l0": (G,), "head.weight": (O, H), "head.bias": (O,)}

@@ -44,10 +44,12 @@ class Scene:
     train: bool = False
     try_next: str = ""  # what to change next, in words
     panel: str = "grad_vs_time"  # the panel that makes the scene's point: shown large when presenting, in the handout
+    cells: tuple[str, ...] = ("rnn", "lstm")  # the cells its story is about (facts() of these cells fill it)
 
 
 VERDICTS = {"vanishing": "vanishes", "exploding": "explodes", "preserved": "stays within a factor of a thousand",
-            "underflow": "vanishes to exactly zero", "overflow": "overflows", "zero": "gets no gradient"}
+            "underflow": "vanishes to exactly zero", "overflow": "overflows", "zero": "gets no gradient",
+            "cut": "is cut by truncated BPTT"}
 
 
 def _orthogonal_top(cfg: Config) -> float:
@@ -107,6 +109,9 @@ def facts(records: dict, runs: dict | None = None) -> dict:
                      rnn_config=p.config,
                      rnn_saturated=float(np.mean(np.abs(h) > SATURATED)), rnn_flip=float(flip),
                      rnn_max_h=float(np.max(np.abs(h))))
+        elif c == "gru":
+            H = p.gates.shape[-1] // 3
+            f["gru_z"] = float(np.mean(p.gates[:, :, H:2 * H]))  # the update gate: how much of h each step keeps
         else:
             gc = p.grad_c_norm_last if sm.get("last_only") else p.grad_c_norm
             f["lstm_c_ratio"] = _ratio(gc, end)
@@ -119,13 +124,36 @@ def facts(records: dict, runs: dict | None = None) -> dict:
                 f["lstm_bf"] = p.config.forget_bias
             H = p.gates.shape[-1] // 4
             f["lstm_f"] = float(np.mean(p.gates[:, :, H:2 * H]))
+        f[f"{c}_cut_at"] = sm["cut_at"]  # truncated BPTT: the first step the last loss reaches (None: nothing cut)
+        f[f"{c}_cut_zero"] = bool(sm["cut_at"] is not None and np.all(p.grad_h_norm[:sm["cut_at"]] == 0))
+        if p.config is not None:
+            f["truncate"] = p.config.truncate
         if p.config is not None and p.config.task in ("adding", "adding_hs97"):
             f["lag_max"] = int(end - np.flatnonzero(information(p.config.task, p.x).any(axis=1))[0])
     for c, r in (runs or {}).items():
         f[f"{c}_final"] = float(np.mean(r.loss[-LAST_STEPS:])) if r.steps_done else float("nan")
         b = baselines(r.config.task, r.config.seq_len)
         f["baseline"], f["baseline_low"] = b[0].loss, b[-1].loss
+        if r.config.truncate and "time_chunk_ms" not in f:  # what one update would cost if it were per chunk
+            f["time_chunk_ms"], f["time_full_ms"] = _pass_times(r.config)
     return f
+
+
+def _pass_times(cfg: Config, repeats: int = 5) -> tuple[float, float]:
+    """Milliseconds for one forward and backward pass (gradlab.probe, the LSTM) over a chunk of `truncate` steps
+    and over the whole sequence, each the fastest of `repeats` (the machine's noise only ever adds time)."""
+    import time
+    from .probe import probe
+
+    def best(c: Config) -> float:
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            probe(c)
+            times.append(time.perf_counter() - t)
+        return 1e3 * min(times)
+    full = cfg.replace(cell="lstm", truncate=0)
+    return best(full.replace(seq_len=cfg.truncate)), best(full)
 
 
 def pattern(h: np.ndarray, most: int = 8, close: float = 0.1, share: float = 0.9) -> str:
@@ -302,16 +330,41 @@ SCENES = [
           train=True,
           try_next="Shorten the sequence to 10 and the RNN learns too; lengthen it and the LSTM needs more updates.",
           panel="learning"),
+    Scene("truncation", "Truncated BPTT cuts how far the gradient reaches, not how far the network remembers",
+          "The same training as the previous scene, but the backward pass is cut every {truncate} steps, as "
+          "h = h.detach() between chunks: the loss at the last step now reaches only the last {truncate} steps, and "
+          "the first marked number always lies further back (up to {lag_max} steps). Here every update still runs "
+          "over the whole sequence and only the gradient is cut; a training loop that updates after every chunk "
+          "pays for {truncate} steps per update, {time_chunk_ms:.1f} ms for a forward and backward pass here "
+          "against {time_full_ms:.1f} ms over all {T}. Yet the LSTM averages {lstm_final:.4f} over its last "
+          "updates, far below both reference lines. Truncation limits how far the gradient reaches, not how far "
+          "the network can remember: the LSTM's weights are shared by every step, so a way of writing a number into "
+          "the cell and keeping it, learned from what lies inside the last chunk, acts on the numbers before it "
+          "too. The RNN averages {rnn_final:.3f}, on the no-memory line.",
+          Config(seq_len=50, hidden=16, batch=64, lr=2e-2, steps=800, truncate=10),
+          claims=(Claim("the last step's loss reaches only its own chunk: no earlier step gets any gradient from it",
+                        lambda f: f["lstm_cut_zero"] and f["rnn_cut_zero"]
+                        and f["T"] - f["lstm_cut_at"] <= f["truncate"]),
+                  Claim("a pass over one chunk costs less time than a pass over the whole sequence",
+                        lambda f: f["time_chunk_ms"] < f["time_full_ms"]),
+                  Claim("the LSTM still ends far below both reference lines",
+                        lambda f: f["lstm_final"] < 0.5 * f["baseline_low"]),
+                  Claim("the RNN stays on the no-memory line", lambda f: f["rnn_final"] > 0.9 * f["baseline"])),
+          train=True,
+          try_next="Move the cut slider and watch the grey region in the gradient panel grow or shrink; switch "
+                   "truncation off to compare the cost of a pass.",
+          panel="grad_vs_time"),
 ]
 
 BY_NAME = {s.name: s for s in SCENES}
 
 
 def measure(scene: Scene, on_record: Callable | None = None) -> tuple[dict, dict | None]:
-    """A scene's view, measured: (probes, runs), both cells probed at the scene's Config and, for a training scene,
-    both trained on it (`on_record` as gradlab.train_pair's; runs is None otherwise). Its words are then
-    say(scene, facts(runs or probes, runs))."""
+    """A scene's view, measured: (probes, runs), its cells probed at the scene's Config and, for a training scene,
+    trained on it on identical batches (`on_record` as gradlab.train_many's; runs is None otherwise). Its words are
+    then say(scene, facts(runs or probes, runs))."""
     from .probe import probe  # the engine's entry points, imported here as _orthogonal_top does
-    from .train import train_pair
-    probes = {c: probe(scene.config.replace(cell=c)) for c in ("rnn", "lstm")}
-    return probes, train_pair(scene.config, on_record=on_record) if scene.train else None
+    from .train import train_many
+    probes = {c: probe(scene.config.replace(cell=c)) for c in scene.cells}
+    runs = train_many([scene.config.replace(cell=c) for c in scene.cells], on_record) if scene.train else None
+    return probes, runs

@@ -1,9 +1,11 @@
-"""Sweeps: did the network learn the dependency, for every sequence length x initialisation? RNN and LSTM, seeds.
+"""Sweeps: did the network learn the dependency, for every sequence length x initialisation? RNN and LSTM (and the
+GRU when asked), seeds.
 
-`sweep(base, grid, seeds)` trains both cells for every combination of the grid's values and every seed, on Dask
-(a LocalCluster on this machine's cores by default, or any scheduler address), and returns a tidy DataFrame with one
-row per run (SCHEMA). Results are appended to `out` (Parquet, or CSV by extension) as each run finishes, with the
-grid beside it in `<out>.json`, so a crash loses no finished run and re-running skips the finished ones.
+`sweep(base, grid, seeds)` trains the cells (default: RNN and LSTM) for every combination of the grid's values and
+every seed, on Dask (a LocalCluster on this machine's cores by default, or any scheduler address), and returns a
+tidy DataFrame with one row per run (SCHEMA). Results are appended to `out` (Parquet, or CSV by extension) as each
+run finishes, with the grid beside it in `<out>.json`, so a crash loses no finished run and re-running skips the
+finished ones.
 
 Runs are independent and deterministic (a Config fixes everything), so the executor cannot change the numbers:
 the same grid run serially or on a cluster gives the same rows.
@@ -20,27 +22,31 @@ import numpy as np
 import pandas as pd
 
 from . import analysis
-from .config import Config
+from .config import CELLS, Config
 from .files import atomic_write, locked, write_bytes
 from .tasks import baselines
 from .train import train
 
 SCHEMA = {  # column -> meaning; the varied Config fields come first, named as in Config
     "seed": "Config.seed of the run",
-    "cell": "rnn | lstm",
+    "cell": "rnn | lstm | gru",
     "final_loss": "mean training loss over the last 10% of updates (each on a fresh batch)",
     "baseline": "the task's constant-predictor loss (its first baseline)",
     "solved": "the task's criterion was met (see tasks.solved)",
-    "rate": "fitted per-step decay rate of ||dL/dh_t|| at initialisation",
-    "rho": "spectral radius of W_hh at initialisation (the RNN's matrix, the LSTM's forget-gate block)",
+    "rate": "fitted per-step decay rate of ||dL/dh_t|| at initialisation (truncated BPTT: on the last chunk)",
+    "rho": "spectral radius of W_hh at initialisation (the RNN's matrix, the LSTM's forget-gate block, the GRU's "
+           "update-gate block)",
     "steps_done": "updates done (fewer than Config.steps when training blew up)",
     "wall_time": "seconds the run took",
     "config": "the run's full Config as JSON (the key used to resume)",
 }
 
 
-def configs(base: Config, grid: dict[str, list], seeds: list[int]) -> list[Config]:
-    """Every combination of grid values x seeds x both cells, in a fixed order."""
+def configs(base: Config, grid: dict[str, list], seeds: list[int],
+            cells: tuple[str, ...] = ("rnn", "lstm")) -> list[Config]:
+    """Every combination of grid values x seeds x cells, in a fixed order."""
+    if not cells or not set(cells) <= set(CELLS):
+        raise ValueError(f"cells = {cells!r} is invalid: expected a choice of {', '.join(CELLS)}")
     names = list(grid)
     for name in names:
         if name not in Config.__dataclass_fields__ or name in ("cell", "seed"):
@@ -50,7 +56,7 @@ def configs(base: Config, grid: dict[str, list], seeds: list[int]) -> list[Confi
     out = []
     for values in itertools.product(*(grid[n] for n in names)):
         for seed in seeds:
-            for cell in ("rnn", "lstm"):
+            for cell in cells:
                 out.append(Config.from_dict({**base.to_dict(), **dict(zip(names, values)), "seed": seed,
                                              "cell": cell}))
     return out
@@ -65,10 +71,12 @@ def run_one(cfg_json: str, varied: tuple[str, ...] = ()) -> dict:
     final = float(np.mean(run.loss[-n:])) if run.steps_done else float("nan")
     acc = float(np.mean(run.accuracy[-n:])) if run.accuracy is not None and run.steps_done else None
     eig = run.eigvals[0]  # the record at step 0: the spectrum at initialisation
-    rho = float(np.abs(eig[1 if cfg.cell == "lstm" else 0]).max())
+    rho = float(np.abs(eig[0 if cfg.cell == "rnn" else 1]).max())  # block 1 keeps the state: f, or z
     row = {name: getattr(cfg, name) for name in varied}
     row.update(seed=cfg.seed, cell=cfg.cell, final_loss=final, baseline=baselines(cfg.task, cfg.seq_len)[0].loss,
-               solved=bool(solved(cfg, final, acc)), rate=analysis.fit_rate(run.grad_h_norm[0]),
+               solved=bool(solved(cfg, final, acc)),
+               rate=analysis.fit_rate(run.grad_h_norm[0], start=analysis.cut_at(run.grad_h_norm.shape[1] - 1,
+                                                                                 cfg.truncate) or 0),
                rho=rho, steps_done=run.steps_done, wall_time=time.perf_counter() - t0, config=cfg_json)
     return row
 
@@ -102,8 +110,8 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path}: not a gradlab sweep: columns {unknown} are not Config fields")
     if not len(df):
         raise ValueError(f"{path}: the sweep holds no runs yet")
-    if not set(df.cell.unique()) <= {"rnn", "lstm"}:
-        raise ValueError(f"{path}: column 'cell' must hold rnn or lstm")
+    if not set(df.cell.unique()) <= set(CELLS):
+        raise ValueError(f"{path}: column 'cell' must hold {', '.join(CELLS)}")
     solved = df.solved.map(lambda v: {True: True, False: False, "True": True, "False": False}.get(v, None))
     if solved.isna().any():
         raise ValueError(f"{path}: column 'solved' must hold True or False")
@@ -130,10 +138,12 @@ def _save(rows: list[dict], columns: list[str], path: str) -> None:
 
 def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None = None,
           scheduler: str | None = None, workers: int | None = None,
-          progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+          progress: Callable[[int, int], None] | None = None,
+          cells: tuple[str, ...] = ("rnn", "lstm")) -> pd.DataFrame:
     """Run (or resume) a sweep. scheduler: None for a LocalCluster on `workers` (default: all cores) processes,
-    "serial" to run in this process, or a Dask scheduler address such as tcp://10.0.0.5:8786."""
-    cfgs = configs(base, grid, seeds)
+    "serial" to run in this process, or a Dask scheduler address such as tcp://10.0.0.5:8786. `cells`: which cells
+    to train for every grid point (add "gru" for all three)."""
+    cfgs = configs(base, grid, seeds, cells)
     varied = tuple(grid)
     done = load(out) if out and os.path.exists(out) else pd.DataFrame(columns=list(varied) + list(SCHEMA))
     finished = set(done["config"]) if len(done) else set()

@@ -75,11 +75,16 @@ def whh_share(records: dict) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def plots_blocks(cell: str) -> tuple[str, ...]:
+    from .plots import BLOCKS  # the gate blocks' names, declared once beside the figures that name them
+    return BLOCKS[cell]
+
+
 def spectrum(records: dict) -> pd.DataFrame:
     rows = []
     for c, p in _latest(records).items():
         sp = analysis.spectrum(p.params["weight_hh_l0"])
-        names = ["W_hh"] if c == "rnn" else ["W_hi", "W_hf", "W_hg", "W_ho"]
+        names = plots_blocks(c)
         for b, name in enumerate(names):
             e, s = sp["eigvals"][b], sp["singvals"][b]
             rows.append(pd.DataFrame({"cell": c, "block": name, "kind": "eigenvalue", "index": np.arange(len(e)),

@@ -1,11 +1,12 @@
 """Training with periodic records: optimisers, clipping, and a loop that never loses what it recorded.
 
-Each step draws a fresh batch from the task's data stream (the same stream for both cells, so an RNN and an LSTM
-trained from one Config see identical batches). Every `record_every` steps, and after the last step, the current
+Each step draws a fresh batch from the task's data stream (the same stream for every cell, so an RNN, an LSTM and a
+GRU trained from one Config see identical batches). With Config.truncate = K > 0 the updates use truncated BPTT's
+gradients (bptt.py), and the records are of those. Every `record_every` steps, and after the last step, the current
 parameters are probed on a fixed probe batch (the first batch of the stream, the one `probe(cfg)` uses), so the
 profiles change only because the parameters did. Gradients are recorded *before* clipping.
 
-Shapes: S steps done, R records, T steps of the probe sequence, n recurrent blocks (1 RNN, 4 LSTM), H hidden.
+Shapes: S steps done, R records, T steps of the probe sequence, n recurrent blocks (1 RNN, 4 LSTM, 3 GRU), H hidden.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import analysis, bptt
 from .config import Config
+from .init import GATES
 from .probe import refuse_over, setup
 from .record import PARAM_NAMES, Progress, Run
 from .tasks import Batch, accuracy, input_output_sizes, make_batch
@@ -84,7 +86,8 @@ class _Recorder:
 
     def record(self, step: int, params: dict) -> None:
         b = self.batch
-        rec = bptt.run(params, b.x, b.y, b.y_mask, self.cfg.cell, self.cfg.nonlinearity, b.loss_kind)
+        rec = bptt.run(params, b.x, b.y, b.y_mask, self.cfg.cell, self.cfg.nonlinearity, b.loss_kind,
+                       truncate=self.cfg.truncate)
         sp = analysis.spectrum(params["weight_hh_l0"])
         r = self.per_record
         r["record_steps"].append(step)
@@ -96,15 +99,18 @@ class _Recorder:
         for k in PARAM_NAMES:
             self.param_norms[k].append(float(bptt.safe_norm(params[k].ravel(), (0,))))
         if self.cfg.cell == "lstm":
-            T, B, G = rec["gates"].shape
             for k in ("grad_c_norm", "grad_c_direct_norm", "grad_c_rest_norm"):
                 r[k].append(rec[k])
-            r["gate_means"].append(rec["gates"].reshape(T, B, 4, G // 4).mean(axis=(1, 3)))
+        if self.cfg.cell != "rnn":
+            T, B, G = rec["gates"].shape
+            n = GATES[self.cfg.cell]
+            r["gate_means"].append(rec["gates"].reshape(T, B, n, G // n).mean(axis=(1, 3)))
             self.gates_last = rec["gates"][:, :N_GATE_SEQUENCES].copy()
 
     def snapshot(self, params: dict, elapsed: float) -> Run:
         s, r = self.per_step, self.per_record
         lstm = self.cfg.cell == "lstm"
+        gated = self.cfg.cell != "rnn"
         acc = s["accuracy"] if s["accuracy"] and s["accuracy"][0] is not None else None
         T = self.batch.x.shape[0]
         arr = lambda v, shape: np.array(v) if v else np.zeros(shape)  # noqa: E731
@@ -121,7 +127,7 @@ class _Recorder:
             grad_c_norm=arr(r["grad_c_norm"], (0, T)) if lstm else None,
             grad_c_direct_norm=arr(r["grad_c_direct_norm"], (0, T)) if lstm else None,
             grad_c_rest_norm=arr(r["grad_c_rest_norm"], (0, T)) if lstm else None,
-            gate_means=arr(r["gate_means"], (0, T, 4)) if lstm else None,
+            gate_means=arr(r["gate_means"], (0, T, GATES[self.cfg.cell])) if gated else None,
             gates_last=self.gates_last, stopped=self.stopped, elapsed=elapsed)
 
 
@@ -130,13 +136,14 @@ RECORD_BUDGET = 2**30  # bytes a run's records may grow to: every record keeps (
 
 def record_bytes(cfg: Config) -> int:
     """What a finished run's records hold: per record, the profiles (grad_h, grad_x, grad_whh terms; the LSTM's
-    c, its split and gate means) over the probe batch's L steps and the spectra of every block; per step, five
-    numbers; plus the last record's full gates for N_GATE_SEQUENCES sequences (LSTM)."""
+    c and its split; the gate means of the LSTM and the GRU) over the probe batch's L steps and the spectra of every
+    block; per step, five numbers; plus the last record's full gates for N_GATE_SEQUENCES sequences (LSTM, GRU)."""
     L = input_output_sizes(cfg.task, cfg.seq_len)[2]
-    n = 4 if cfg.cell == "lstm" else 1
+    n = GATES[cfg.cell]
     records = cfg.steps // cfg.record_every + 2
-    per_record = 8 * L * (3 + (7 if cfg.cell == "lstm" else 0)) + 24 * n * cfg.hidden
-    gates = 8 * L * N_GATE_SEQUENCES * 4 * cfg.hidden if cfg.cell == "lstm" else 0
+    extra = {"rnn": 0, "lstm": 3 + 4, "gru": 3}[cfg.cell]  # the LSTM's c profiles, and a mean per gate
+    per_record = 8 * L * (3 + extra) + 24 * n * cfg.hidden
+    gates = 8 * L * N_GATE_SEQUENCES * n * cfg.hidden if cfg.cell != "rnn" else 0
     return records * per_record + 5 * 8 * cfg.steps + gates
 
 
@@ -158,7 +165,7 @@ def _steps(cfg: Config, params: dict | None = None) -> Iterator[tuple[int, bool,
                 rec.record(step, params)
             b = make_batch(cfg.task, cfg.seq_len, cfg.batch, data_rng)
             out = bptt.run(params, b.x.astype(cfg.dtype), b.y, b.y_mask.astype(cfg.dtype), cfg.cell,
-                           cfg.nonlinearity, b.loss_kind, record=False)
+                           cfg.nonlinearity, b.loss_kind, record=False, truncate=cfg.truncate)
             norm = global_norm(out["grads"])
             if not (np.isfinite(out["loss"]) and np.isfinite(norm)):
                 what = "loss" if not np.isfinite(out["loss"]) else "gradient"

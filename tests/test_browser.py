@@ -279,7 +279,7 @@ def test_a_reload_keeps_the_view(server, browser):
     settle(page)
     before = page.url
     assert "seq_len=1000" in before and "scene=forget-bias" in before
-    story = page.locator('[data-testid="stAlert"]', has_text="You changed LSTM forget-gate bias")
+    story = page.locator('[data-testid="stAlert"]', has_text="You changed Forget-gate bias")
     story.first.wait_for(timeout=60_000)  # the scene knows its setting was changed
     text = story.first.text_content()
     page.reload()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gradlab import Config
-from gradlab.config import INITS
-from gradlab.init import init_params, recurrent_matrix
+from gradlab.config import CELLS, INITS
+from gradlab.init import GATES, init_params, recurrent_matrix
 
 
 def test_defaults_round_trip_and_hash():
@@ -77,11 +77,13 @@ def test_orthogonal_is_not_biased_towards_one_sign():
 
 
 @pytest.mark.parametrize("init", INITS)
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_param_shapes_dtype_and_forget_bias(init, cell):
+    """forget_bias is the total bias of the gate that keeps the state, block 1 in both gated cells: the LSTM's f and
+    the GRU's update gate z (h' = z h + (1 - z) n); chrono draws it per unit, and only the LSTM has b_i = -b_f."""
     cfg = Config(cell=cell, init=init, hidden=8, forget_bias=2.5, dtype="float32", seq_len=50)
     p = init_params(cfg, 3, 2, np.random.default_rng(0))
-    G = 32 if cell == "lstm" else 8
+    G = GATES[cell] * 8
     assert {k: v.shape for k, v in p.items()} == {
         "weight_ih_l0": (G, 3), "weight_hh_l0": (G, 8), "bias_ih_l0": (G,), "bias_hh_l0": (G,),
         "head.weight": (2, 8), "head.bias": (2,)}
@@ -93,12 +95,25 @@ def test_param_shapes_dtype_and_forget_bias(init, cell):
             assert np.allclose(p["bias_ih_l0"][:8] + p["bias_hh_l0"][:8], -bf)
         else:
             assert np.all(bf == 2.5)
+    if cell == "gru":
+        bz = p["bias_ih_l0"][8:16] + p["bias_hh_l0"][8:16]
+        assert np.all(p["bias_hh_l0"][8:16] == 0)  # split as the LSTM's b_f: all of it in bias_ih
+        if init == "chrono":
+            assert np.all(bz >= 0) and np.all(bz <= np.log(49) + 1e-6) and np.ptp(bz) > 0
+        else:
+            assert np.all(bz == 2.5)
+        k = 1 / np.sqrt(8)
+        for b in ("bias_ih_l0", "bias_hh_l0"):  # r and n keep nn.GRU's U(-k, k), also under chrono
+            rn = np.r_[p[b][:8], p[b][16:]]
+            assert np.all(np.abs(rn) <= k) and np.ptp(rn) > 0
 
 
-def test_lstm_recurrent_init_is_per_gate_block():
-    cfg = Config(cell="lstm", init="orthogonal", init_scale=0.5, hidden=6)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_init_is_per_gate_block(cell):
+    cfg = Config(cell=cell, init="orthogonal", init_scale=0.5, hidden=6)
     W = init_params(cfg, 2, 1, np.random.default_rng(0))["weight_hh_l0"]
-    for k in range(4):
+    assert W.shape == (GATES[cell] * 6, 6)
+    for k in range(GATES[cell]):
         blk = W[6 * k:6 * (k + 1)]
         assert np.allclose(blk.T @ blk, 0.25 * np.eye(6), atol=1e-12)
     assert not np.allclose(W[:6], W[6:12])

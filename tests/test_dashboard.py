@@ -230,17 +230,17 @@ def test_slow_training_steps_draw_without_error_and_finish_unlabelled(monkeypatc
     import time as _time
 
     import gradlab
-    real = gradlab.train_pair
+    real = gradlab.train_many
 
-    def slow_pair(cfg, on_record=None):
+    def slow_pair(cfgs, on_record=None):
         def slow(p):
             _time.sleep(0.05)
             return on_record(p)
-        return real(cfg, on_record=slow)
+        return real(cfgs, on_record=slow)
 
     import importlib
     monkeypatch.setattr(importlib.import_module("gradlab.train"), "CALLBACK_EVERY_S", 0.0)  # progress every step
-    monkeypatch.setattr(gradlab, "train_pair", slow_pair)
+    monkeypatch.setattr(gradlab, "train_many", slow_pair)  # what the dashboard trains the cells shown with
     at = app(mode="train", steps="40", seq_len="20")
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()
     assert not at.exception
@@ -250,16 +250,16 @@ def test_slow_training_steps_draw_without_error_and_finish_unlabelled(monkeypatc
 
 def test_a_training_error_is_one_line_and_not_called_a_stop(monkeypatch):
     import gradlab
-    real = gradlab.train_pair
+    real = gradlab.train_many
 
-    def failing_pair(cfg, on_record=None):
+    def failing_pair(cfgs, on_record=None):
         def fail(p):
             on_record(p)
             if p.step >= 5:
                 raise RuntimeError("disk on fire")
-        return real(cfg, on_record=fail)
+        return real(cfgs, on_record=fail)
 
-    monkeypatch.setattr(gradlab, "train_pair", failing_pair)
+    monkeypatch.setattr(gradlab, "train_many", failing_pair)
     at = app(mode="train", steps="50", seq_len="20")
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()
     assert not at.exception
@@ -307,7 +307,7 @@ def test_a_session_keeps_only_its_latest_trainings():
         assert not at.exception
     at.run()
     kept = at.session_state["runs"]
-    assert [c.seq_len for c in kept] == [30, 35, 40]  # the three latest, oldest first
+    assert [cfg.seq_len for cfg, cells in kept] == [30, 35, 40]  # the three latest, oldest first
 
 
 def test_the_address_bar_holds_every_setting_of_the_view():
@@ -323,7 +323,7 @@ def test_the_address_bar_holds_every_setting_of_the_view():
     again = app(**dict(q))
     assert not again.exception and not again.warning
     assert text(again) == text(at) and [i.value for i in again.info] == [i.value for i in at.info]
-    assert "You changed LSTM forget-gate bias" in again.info[0].value  # not reset to the scene's own settings
+    assert "You changed Forget-gate bias" in again.info[0].value  # not reset to the scene's own settings
 
 
 def dashboard_controls() -> list[str]:

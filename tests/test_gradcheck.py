@@ -1,21 +1,23 @@
-"""Central differences in float64 against every gradient gradlab computes: the step functions, the parameter
-gradients of full BPTT, and the per-step records (total dL/dh_t, dL/dc_t, step t's term of dL/dW_hh, dL/dx_t, and
-the LSTM's split of dL/dc_t into its direct cell path and the rest)."""
+"""Central differences in float64 against every gradient gradlab computes, for the RNN, the LSTM and the GRU: the step
+functions, the parameter gradients of full BPTT, and the per-step records (total dL/dh_t, dL/dc_t, step t's term of
+dL/dW_hh, dL/dx_t, and the LSTM's split of dL/dc_t into its direct cell path and the rest). Truncated BPTT has its
+own home, tests/test_truncate.py."""
 import numpy as np
 import pytest
 import reference as ref
 
 from gradlab import bptt, cells
+from gradlab.init import GATES
 
 TOL = 1e-7
 CASES = [("rnn", "tanh", "mse"), ("rnn", "relu", "mse"), ("rnn", "linear", "mse"), ("rnn", "tanh", "xent"),
-         ("lstm", "tanh", "mse"), ("lstm", "tanh", "xent")]
-ALL_CASES = [("rnn", nl, lk) for nl in ("tanh", "relu", "linear") for lk in ("mse", "xent")] + CASES[-2:]
+         ("lstm", "tanh", "mse"), ("lstm", "tanh", "xent"), ("gru", "tanh", "mse"), ("gru", "tanh", "xent")]
+ALL_CASES = [("rnn", nl, lk) for nl in ("tanh", "relu", "linear") for lk in ("mse", "xent")] + CASES[-4:]
 
 
 def problem(cell, loss_kind, T=6, B=3, D=2, H=4, O=3, seed=0):
     rng = np.random.default_rng(seed)
-    G = 4 * H if cell == "lstm" else H
+    G = GATES[cell] * H
     params = {"weight_ih_l0": rng.normal(0, 0.7, (G, D)), "weight_hh_l0": rng.normal(0, 0.7, (G, H)),
               "bias_ih_l0": rng.normal(0, 0.3, G), "bias_hh_l0": rng.normal(0, 0.3, G),
               "head.weight": rng.normal(0, 0.7, (O, H)), "head.bias": rng.normal(0, 0.3, O)}
@@ -62,6 +64,28 @@ def test_lstm_step():
     assert ref.rel_error(da, ref.numeric_grad(f, a)) < TOL
     assert ref.rel_error(dc_prev, ref.numeric_grad(f, c_prev)) < TOL
     assert ref.rel_error(dc, up_c + up_h * o * (1 - np.tanh(c) ** 2)) < 1e-14
+
+
+def test_gru_step():
+    """a = [a_r, a_z, W_in x + b_in, W_hn h + b_hn]: the input-side gradient dax and the hidden-side dah agree on r
+    and z and differ on n by the factor r; h_prev's own in-step path is the update gate's, dh z."""
+    rng = np.random.default_rng(5)
+    B, H = 3, 4
+    a, h_prev, up = rng.normal(size=(B, 4 * H)), rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    f = lambda: np.sum(up * cells.gru_step_forward(a, h_prev)[0])
+    h, gates, ghn = cells.gru_step_forward(a, h_prev)
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    r, z = sig(a[:, :H]), sig(a[:, H:2 * H])
+    n = np.tanh(a[:, 2 * H:3 * H] + r * a[:, 3 * H:])
+    np.testing.assert_allclose(gates, np.concatenate([r, z, n], axis=1), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(h, (1 - z) * n + z * h_prev, rtol=1e-14, atol=1e-15)
+    assert np.array_equal(ghn, a[:, 3 * H:])
+    dah, dax = np.empty((B, 3 * H)), np.empty((B, 3 * H))
+    keep = cells.gru_step_backward(up, cells.gru_factors(gates, h_prev, ghn), dah, dax)
+    num = ref.numeric_grad(f, a)
+    assert ref.rel_error(dax, num[:, :3 * H]) < TOL
+    assert ref.rel_error(dah, np.concatenate([num[:, :2 * H], num[:, 3 * H:]], axis=1)) < TOL
+    assert ref.rel_error(keep, ref.numeric_grad(f, h_prev)) < TOL
 
 
 # ---- full BPTT -------------------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def test_a_failed_export_write_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("task", ["adding", "adding_hs97", "copy", "temporal_order", "latch"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_the_memory_estimate_is_the_measured_peak(task, cell):
     """probe's refusal budget rests on estimate_bytes: it must not undercount the real peak (tracemalloc sees numpy's
     allocations) by more than a little, for every task and cell, at a wide and a thin shape (the thin one, H = 1 with

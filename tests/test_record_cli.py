@@ -13,7 +13,7 @@ from gradlab.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_save_load_round_trip(tmp_path, cell):
     p = gradlab.probe(gradlab.Config(cell=cell, seq_len=20, hidden=5, batch=3, task="copy"))
     p.save(tmp_path / "b.npz")

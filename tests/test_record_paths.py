@@ -16,7 +16,7 @@ def strip(src, dst, keys):
     np.savez(dst, **arrays)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_probe_bundle_round_trips_the_new_records(tmp_path, cell):
     p = gradlab.probe(gradlab.Config(cell=cell, **SMALL))
     T = p.seq_len
@@ -38,7 +38,7 @@ def test_probe_bundle_round_trips_the_new_records(tmp_path, cell):
     assert set(present) <= set(errors) and all(errors[k] == 0.0 for k in present)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_an_old_probe_bundle_without_them_still_loads_and_verifies(tmp_path, cell):
     gradlab.probe(gradlab.Config(cell=cell, **SMALL)).save(tmp_path / "new.npz")
     strip(tmp_path / "new.npz", tmp_path / "old.npz", NEW)
@@ -74,7 +74,7 @@ def test_verify_catches_a_wrong_split(tmp_path):
     assert errors["grad_c_norm"] == 0.0 and errors["grad_x_norm"] == 0.0
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_training_records_them_per_record_and_the_run_bundle_keeps_them(tmp_path, cell):
     cfg = gradlab.Config(cell=cell, **SMALL, steps=5, record_every=2)
     run = gradlab.train(cfg)

@@ -33,6 +33,15 @@ def test_schema_is_documented_and_complete(tmp_path):
         sweep.load(str(tmp_path / "bad.csv"))
 
 
+def test_the_gru_joins_a_sweep_when_asked(tmp_path):
+    df = sweep.sweep(BASE, {"seq_len": [8]}, [0], out=str(tmp_path / "s.csv"), scheduler="serial",
+                     cells=("rnn", "lstm", "gru"))
+    assert list(df.cell) == ["rnn", "lstm", "gru"] and (df.steps_done == 12).all()
+    assert set(sweep.load(str(tmp_path / "s.csv")).cell) == {"rnn", "lstm", "gru"}
+    with pytest.raises(ValueError, match="cells"):
+        sweep.configs(BASE, {"seq_len": [8]}, [0], cells=("rnn", "transformer"))
+
+
 def test_local_cluster_gives_the_serial_numbers():
     serial = sweep.sweep(BASE, GRID, [0, 1], scheduler="serial")
     cluster = sweep.sweep(BASE, GRID, [0, 1], workers=2)
@@ -100,7 +109,7 @@ def test_malformed_sweeps_are_refused_in_one_line(tmp_path):
     cases = {
         "no varied Config field": good.drop(columns=["seq_len", "init_scale"]),
         "'solved' must hold True or False": good.assign(solved="maybe"),
-        "'cell' must hold rnn or lstm": good.assign(cell="gru?"),
+        "'cell' must hold rnn, lstm, gru": good.assign(cell="gru?"),
         "not Config fields": good.rename(columns={"seq_len": "bogus"}),
     }
     for words, df in cases.items():

@@ -13,9 +13,11 @@ probe_mod = importlib.import_module("gradlab.probe")  # the module, not gradlab.
 SMALL = dict(seq_len=20, hidden=16, batch=16, record_every=10)
 
 
-def test_lstm_learns_adding_well_below_the_plateau():
-    """T=20: the LSTM must go clearly below the 1/12 plateau (remembering one value) within 300 updates."""
-    run = train(gradlab.Config(cell="lstm", seq_len=20, hidden=32, batch=32, steps=300, lr=1e-2, seed=0))
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gated_cells_learn_adding_well_below_the_plateau(cell):
+    """T=20: the LSTM and the GRU must go clearly below the 1/12 plateau (remembering one value) within 300 updates
+    (measured, seed 0: LSTM 0.015, GRU 0.0012 over the last 30)."""
+    run = train(gradlab.Config(cell=cell, seq_len=20, hidden=32, batch=32, steps=300, lr=1e-2, seed=0))
     assert run.stopped is None and run.steps_done == 300
     assert run.loss[-30:].mean() < 0.5 / 12
     assert run.loss[:10].mean() > 1 / 6  # it started above the trivial baseline
@@ -70,14 +72,17 @@ def test_clip_helpers():
     assert g["a"][1] == 4.0  # the caller's (recorded) gradient is untouched
 
 
-def test_records_have_the_documented_shapes():
-    run = train(gradlab.Config(cell="lstm", **SMALL, steps=25))
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_records_have_the_documented_shapes(cell):
+    run = train(gradlab.Config(cell=cell, **SMALL, steps=25))
     assert list(run.record_steps) == [0, 10, 20, 25]
     R, T, H = 4, 20, 16
-    assert run.grad_h_norm.shape == (R, T) and run.grad_c_norm.shape == (R, T)
-    assert run.grad_whh_contrib_norm.shape == (R, T) and run.gate_means.shape == (R, T, 4)
-    assert run.gates_last.shape == (T, 4, 4 * H)
-    assert run.eigvals.shape == (R, 4, H) and run.singvals.shape == (R, 4, H)
+    n = {"lstm": 4, "gru": 3}[cell]  # i, f, g, o; r, z, n
+    assert run.grad_h_norm.shape == (R, T)
+    assert (run.grad_c_norm is None) == (cell == "gru") and (cell == "gru" or run.grad_c_norm.shape == (R, T))
+    assert run.grad_whh_contrib_norm.shape == (R, T) and run.gate_means.shape == (R, T, n)
+    assert run.gates_last.shape == (T, 4, n * H)
+    assert run.eigvals.shape == (R, n, H) and run.singvals.shape == (R, n, H)
     assert all(v.shape == (R,) for v in run.param_norms.values())
     assert run.loss.shape == run.grad_norm_pre.shape == (25,)
     assert np.all((run.gate_means > -1) & (run.gate_means < 1))
@@ -86,7 +91,7 @@ def test_records_have_the_documented_shapes():
 
 
 def test_pair_is_matched_and_does_not_depend_on_interleaving(monkeypatch):
-    seen = {"rnn": [], "lstm": []}
+    seen = {"rnn": [], "lstm": [], "gru": []}
     real = train_mod.make_batch
 
     def spy(task, T, B, rng):
@@ -96,12 +101,12 @@ def test_pair_is_matched_and_does_not_depend_on_interleaving(monkeypatch):
 
     cfg = gradlab.Config(**SMALL, steps=12, task="copy")
     runs = {}
-    for cell in ("rnn", "lstm"):
+    for cell in ("rnn", "lstm", "gru"):  # every cell sees the same batches
         spy.cell = cell
         monkeypatch.setattr(train_mod, "make_batch", spy)  # the training batches
         monkeypatch.setattr(probe_mod, "make_batch", spy)  # the probe batch, drawn first (probe.setup)
         runs[cell] = train(cfg.replace(cell=cell))
-    assert seen["rnn"] == seen["lstm"] and len(seen["rnn"]) == 13
+    assert seen["rnn"] == seen["lstm"] == seen["gru"] and len(seen["rnn"]) == 13
     monkeypatch.setattr(train_mod, "make_batch", real)
     monkeypatch.setattr(probe_mod, "make_batch", real)
     pair = train_pair(cfg)
@@ -134,12 +139,14 @@ def test_exploding_run_stops_cleanly_and_keeps_its_records():
     assert len(run.record_steps) == run.steps_done + 1 and np.all(np.isfinite(run.loss))
 
 
-@pytest.mark.parametrize("cell,task", [("lstm", "temporal_order"), ("rnn", "adding")])
-def test_run_bundle_round_trip(tmp_path, cell, task):
-    run = train(gradlab.Config(cell=cell, **SMALL, steps=15, task=task))
+@pytest.mark.parametrize("cell,task,truncate", [("lstm", "temporal_order", 0), ("rnn", "adding", 0),
+                                                ("gru", "copy", 0), ("gru", "adding", 7)])
+def test_run_bundle_round_trip(tmp_path, cell, task, truncate):
+    run = train(gradlab.Config(cell=cell, **SMALL, steps=15, task=task, truncate=truncate))
     run.save(tmp_path / "run.npz")
     back = gradlab.load(tmp_path / "run.npz")
     assert isinstance(back, gradlab.Run) and back.config == run.config and back.stopped == run.stopped
+    assert back.config.truncate == truncate
     for k in ("loss", "accuracy", "grad_norm_pre", "clipped", "record_steps", "grad_h_norm", "grad_c_norm",
               "gate_means", "gates_last", "eigvals", "singvals"):
         if getattr(run, k) is None:
