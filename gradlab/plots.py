@@ -118,15 +118,17 @@ def decade_ticks(fig: go.Figure) -> go.Figure:
     lay = fig.layout
     for name in [k for k in lay if k.startswith("yaxis")]:
         axis = lay[name]
-        if axis.type != "log" or axis.dtick is not None:
+        if axis.type != "log" or axis.dtick is not None or axis.matches:  # a shared axis follows its leader
             continue
         ref = "y" + name[5:]
-        ys = [np.asarray(tr.y, dtype=float) for tr in fig.data if (tr.yaxis or "y") == ref and tr.y is not None
+        group = {ref} | {"y" + k[5:] for k in lay if k.startswith("yaxis") and lay[k].matches == ref}
+        ys = [np.asarray(tr.y, dtype=float) for tr in fig.data if (tr.yaxis or "y") in group and tr.y is not None
               and getattr(tr, "type", "scatter") in ("scatter", "scattergl")]
         v = np.concatenate([y[np.isfinite(y) & (y > 0)] for y in ys] + [np.zeros(0)])
         span = (axis.range[1] - axis.range[0]) if axis.range else (np.log10(v.max()) - np.log10(v.min()) if len(v) else 0)
         if 2 <= span <= 8:  # wider spans already get labels every few decades and nothing between
-            axis.dtick = 1
+            for k in [name] + [k for k in lay if k.startswith("yaxis") and lay[k].matches == ref]:
+                lay[k].dtick = 1
     return fig
 
 

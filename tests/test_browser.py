@@ -161,18 +161,20 @@ def inside(a, outer, slack=1.0) -> bool:
     return a[0] >= outer[0] - slack and a[1] >= outer[1] - slack and a[2] <= outer[2] + slack and a[3] <= outer[3] + slack
 
 
-# dark at the smallest projector only: its layout is the light theme's, only the colours differ
-@pytest.mark.parametrize("size,theme", [(p, "light") for p in PROJECTORS] + [(PROJECTORS[0], "dark")],
+# dark at the smallest projector only: its layout is the light theme's, only the colours differ; three cells side by
+# side at the smallest projector too, where their columns are narrowest
+@pytest.mark.parametrize("size,theme,cells", [(p, "light", "rnn,lstm") for p in PROJECTORS]
+                         + [(PROJECTORS[0], "dark", "rnn,lstm"), (PROJECTORS[0], "light", "rnn,lstm,gru")],
                          ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else v)
-def test_lecture_mode_fits_every_panel_on_the_projector(server, browser, size, theme):
+def test_lecture_mode_fits_every_panel_on_the_projector(server, browser, size, theme, cells):
     """Scrolled to each panel, its figure (title, plots, axis titles, legends) lies inside the window, below the
     page's header, and no legend covers a plot, an axis title or another legend. Screenshots for a reviewer."""
     url, _ = server
     w, h = size
     page = browser.new_page(viewport={"width": w, "height": h})
-    page.goto(url + f"/?lecture=true&theme={theme}")
+    page.goto(url + f"/?lecture=true&theme={theme}&cells={cells}")
     settle(page)
-    out = ARTIFACTS / "projector" / f"{w}x{h}_{theme}"
+    out = ARTIFACTS / "projector" / f"{w}x{h}_{theme}_{cells.replace(',', '-')}"
     out.mkdir(parents=True, exist_ok=True)
     header = page.locator('[data-testid="stHeader"]').bounding_box()["height"]
     boxes = page.locator('[class*="st-key-fig_"]')
@@ -200,6 +202,9 @@ def test_lecture_mode_fits_every_panel_on_the_projector(server, browser, size, t
                     problems.append(f"{name}: a legend {leg} covers a {kind[:-1]}")
             if any(overlap(leg, other) for other in m["legends"][j + 1:]):
                 problems.append(f"{name}: two legends overlap")
+        for j, text in enumerate(m["subtitles"]):  # subplot titles and labels: side by side, never on each other
+            if any(overlap(text, other) for other in m["subtitles"][j + 1:]):
+                problems.append(f"{name}: two titles or labels overlap")
     page.close()
     assert not problems, "\n".join(problems)
 

@@ -77,3 +77,15 @@ def test_legend_lines_fit_under_their_plot(probes):
         for tr in fig.data:
             for line in (tr.name or "").split(plots.BR):
                 assert len(re.sub(r"<[^>]+>", "", line)) <= 56, (p.name, line)
+
+
+def test_log_axes_are_labelled_at_powers_of_ten_only_where_plotly_would_crowd_them(probes):
+    """Two to eight decades: one label per power of ten (no 2s and 5s). Wider, and on axes shared with a wider one,
+    plotly's own spacing stays (a label every decade there would crowd the axis instead)."""
+    lyap = panels.figure("lyapunov", probes, plots.Style(lecture=True))
+    assert lyap.layout.yaxis.dtick == 1
+    long = {c: gradlab.probe(Config(cell=c)) for c in ("rnn", "lstm")}  # at T = 100 the RNN's spans >20 decades
+    share = panels.figure("whh_share", long, plots.Style(lecture=True))
+    assert all(share.layout[k].dtick is None for k in share.layout if k.startswith("yaxis"))
+    short = panels.figure("whh_share", probes, plots.Style(lecture=True))  # T = 20: a few decades, shared axes alike
+    assert {short.layout[k].dtick for k in short.layout if k.startswith("yaxis")} == {1}
