@@ -50,12 +50,15 @@ CONTROLS = [
     Control("init", "Recurrent init", "select", INITS, help="How W_hh is drawn (exact definitions in gradlab/init.py)"),
     Control("init_scale", "Init scale (gain of W_hh)", "float", (0.0, 10.0, 0.05)),
     Control("forget_bias", "Forget-gate bias b_f (the GRU's update gate b_z)", "float", (-2.0, 6.0, 0.5),
-            help="The LSTM's forget gate and the GRU's update gate both decide how much of the state each step keeps"),
+            help="The LSTM's forget gate and the GRU's update gate z both decide how much of the state each step "
+                 "keeps (z is the share of h_(t-1) kept, as in PyTorch and Cho et al. 2014; some texts swap z and "
+                 "1 - z). The chrono init draws these biases itself and ignores this slider."),
     Control("nonlinearity", "RNN nonlinearity", "select", NONLINEARITIES),
     Control("truncate", "Truncated BPTT: cut every k steps (0 = full)", "options",
             (0, 2, 5, 10, 20, 25, 50, 100, 200, 500),
-            help="The state entering every k-th step is detached (h = h.detach() between chunks): gradients stop at "
-                 "the cut. 0 is full backpropagation through time."),
+            help="The state entering every k-th step is detached, as h.detach() between chunks, with one optimiser "
+                 "step per sequence (the chunks' gradients summed). The loss at the last step reaches back to the "
+                 "start of its chunk: 1 to k steps. 0, or k at least T, is full backpropagation through time."),
     Control("hidden", "Hidden units H", "options", (4, 6, 8, 16, 32, 64, 128), advanced=True),
     Control("batch", "Batch size B", "options", (8, 16, 32, 64, 128, 256), advanced=True),
     Control("seed", "Seed", "int", (0, 9999, 1), advanced=True),

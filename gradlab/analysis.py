@@ -161,10 +161,10 @@ def diagnose(g: np.ndarray, y_mask: np.ndarray | None = None, dtype: str = "floa
         r = g[cut] / last
         how = (" (vanishing within the chunk)" if r < VANISHING_BELOW else
                " (exploding within the chunk)" if r > EXPLODING_ABOVE else "")
-        return "cut", (f"cut by truncation: truncated BPTT (every {truncate} steps) stops the gradient at step "
-                       f"{cut + 1}, so steps 1-{cut} get exactly 0 from the loss at step {T} (cut, not vanished); "
-                       f"within steps {cut + 1}-{T} the gradient at step {cut + 1} is {r:.2g} times the gradient at "
-                       f"step {T}{how}")
+        return "cut", (f"cut by truncation: with truncated BPTT (every {truncate} steps) the gradient of the loss at "
+                       f"step {T} reaches back only to step {cut + 1}; steps 1-{cut} get exactly 0 from it (cut, not "
+                       f"vanished); inside the chunk it is what full BPTT gives there: step {cut + 1} gets {r:.2g} "
+                       f"of step {T}'s{how}")
     if first == 0:
         gone = int(np.flatnonzero(g == 0)[-1])
         smallest = g[g > 0].min()

@@ -66,7 +66,8 @@ class Config:
     record_every: int = field(default=10, metadata=_range(int, 1, 1_000_000, "record the gradient profile every N steps"))
     # 0 = full BPTT. K > 0 detaches the state entering step t (h, and c for the LSTM) when t > 0 and t % K == 0, as
     # `h = h.detach()` between chunks of K steps in a PyTorch loop: the forward pass is unchanged, the gradient stops
-    # at the cuts. Probes record, and training uses, the truncated gradients.
+    # at the cuts. Probes record, and training uses, the truncated gradients, with one optimiser step per sequence
+    # (the chunks' gradients summed), not one per chunk. K >= seq_len cuts nothing.
     truncate: int = field(default=0, metadata=_range(int, 0, 1_000_000,
                                                      "truncated BPTT: cut the gradient every K steps (0 = full BPTT)"))
 

@@ -165,10 +165,14 @@ def _cell_title(rec) -> str:
     if rec.cell in ("lstm", "gru"):  # the GRU's update gate z takes the forget bias (gradlab.init)
         gate = "b_f" if rec.cell == "lstm" else "b_z"
         bf = f"chrono {gate}" if cfg.init == "chrono" else f"{gate} = {cfg.forget_bias:g}"
-        cut = f"<br>cut every {cfg.truncate} steps" if getattr(cfg, "truncate", 0) else ""
-        return f"{name}: {init}, {bf}{cut}"
-    cut = f"<br>cut every {cfg.truncate} steps" if getattr(cfg, "truncate", 0) else ""
-    return f"{name} ({rec.nonlinearity}): {init}{cut}"
+        return f"{name}: {init}, {bf}{_cut(cfg)}"
+    return f"{name} ({rec.nonlinearity}): {init}{_cut(cfg)}"
+
+
+def _cut(cfg) -> str:
+    """Truncated BPTT in a subplot title, only where it cuts something (k >= T cuts nothing)."""
+    k = getattr(cfg, "truncate", 0)
+    return f"<br>cut every {k} steps" if 0 < k < cfg.seq_len else ""
 
 
 def _log_range(*arrays) -> list[float]:
@@ -275,7 +279,9 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
                           row=1, col=col)
             fig.add_vline(x=sm["cut_at"] + 0.5, line=dict(color=style.grey, dash="dot", width=1.5), row=1, col=col)
             fig.add_annotation(x=(sm["cut_at"] + 1) / 2, y=1, yref="y domain", xref=f"x{col if col > 1 else ''}",
-                               text=f"cut: exactly 0<br>(truncated BPTT,<br>every {p.config.truncate})",
+                               text=("cut: 0 from the last<br>step's loss (truncated<br>BPTT, every "
+                                     if sm.get("last_only") else "cut: exactly 0<br>(truncated BPTT,<br>every ")
+                               + f"{p.config.truncate} steps)",
                                showarrow=False, yanchor="top", font=dict(color=style.grey))
         if sm.get("last_only"):
             _line(fig, t, p.grad_h_norm_last, f"{NAMES[c]}: from the last step's loss alone (measured)", COLORS[c],
