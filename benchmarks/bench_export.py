@@ -54,7 +54,9 @@ def main():
     from gradlab import cli, handout
     t = time.perf_counter()
     handout.handout()
-    rows.append(("the handout (six scenes, one of them trained)", time.perf_counter() - t, None))
+    from gradlab.scenes import SCENES
+    rows.append((f"the handout ({len(SCENES)} scenes, {sum(s.train for s in SCENES)} of them trained)",
+                 time.perf_counter() - t, None))
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
         cli.main(["export", "--preset", "all", "--out", out])
