@@ -76,9 +76,14 @@ def theory_curves(g: np.ndarray, W_hh: np.ndarray, nonlinearity: str = "tanh", e
 def cell_path_curve(gc: np.ndarray, gates: np.ndarray, end: int | None = None) -> np.ndarray:
     """LSTM: the cell gradient at `end` carried back by the forget gates alone, gc[end] * prod_{s=t+1}^{end} f_s
     (mean over batch and units); nan after `end`."""
-    end = len(gc) - 1 if end is None else end
-    out = np.full(len(gc), np.nan)
-    out[:end + 1] = gc[end] * forget_product(gates[:end + 1])
+    return _carried(gc, gates, end, forget_product)
+
+
+def _carried(g: np.ndarray, gates: np.ndarray, end: int | None, product) -> np.ndarray:
+    """g[end] times a gate product up to `end`, nan after it: a direct path's estimate anchored at the loss step."""
+    end = len(g) - 1 if end is None else end
+    out = np.full(len(g), np.nan)
+    out[:end + 1] = g[end] * product(gates[:end + 1])
     return out
 
 
@@ -110,10 +115,7 @@ def _keep_product(keep: np.ndarray) -> np.ndarray:
 def update_path_curve(g: np.ndarray, gates: np.ndarray, end: int | None = None) -> np.ndarray:
     """GRU: the hidden gradient at `end` carried back by the update gates alone, g[end] * prod_{s=t+1}^{end} z_s
     (mean over batch and units); nan after `end`."""
-    end = len(g) - 1 if end is None else end
-    out = np.full(len(g), np.nan)
-    out[:end + 1] = g[end] * update_product(gates[:end + 1])
-    return out
+    return _carried(g, gates, end, update_product)
 
 
 def fit_rate(g: np.ndarray, tail: float = TAIL_FRACTION, end: int | None = None, start: int = 0) -> float:

@@ -224,6 +224,13 @@ def test_the_page_title_is_the_largest_text(server, browser):
     assert sizes[0] > sizes[1], sizes
 
 
+def open_page(browser, url: str, query: str, size=(1280, 720)):
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(url + "/?" + query)
+    settle(page)
+    return page
+
+
 def scene_in_url(page) -> str:
     from urllib.parse import parse_qs, urlsplit
     return parse_qs(urlsplit(page.url).query).get("scene", [""])[0]
@@ -233,10 +240,7 @@ def test_a_clicker_steps_through_the_whole_tour(server, browser):
     """PageDown (what a clicker sends) from a fresh page opens the first scene and then each next one; the arrow
     keys and N do the same; PageUp goes back."""
     from gradlab.scenes import SCENES
-    url, _ = server
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(url + "/?lecture=true")
-    settle(page)
+    page = open_page(browser, server[0], "lecture=true")
     page.locator('[data-testid="stMain"] h1').first.click()  # focus on the page, as a lecturer's first click would
     names = [s.name for s in SCENES]
     keys = ["PageDown", "ArrowRight", "n", "Space"]
@@ -253,10 +257,7 @@ def test_a_clicker_steps_through_the_whole_tour(server, browser):
 
 def test_present_view_shows_one_scene_and_steps_with_the_keys(server, browser):
     from gradlab.scenes import SCENES
-    url, _ = server
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(url + "/?view=present")
-    settle(page)
+    page = open_page(browser, server[0], "view=present")
     assert scene_in_url(page) == SCENES[0].name  # presenting starts at the first scene
     assert page.locator('[data-testid="stMain"] h1').first.text_content() == SCENES[0].title
     assert page.locator('[class*="st-key-fig_"]').count() == 1  # its key panel, alone
@@ -272,10 +273,7 @@ def test_present_view_shows_one_scene_and_steps_with_the_keys(server, browser):
 
 def test_a_reload_keeps_the_view(server, browser):
     """Change a control, reload: the same view (the address bar holds every setting, defaults included)."""
-    url, _ = server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(url + "/?scene=forget-bias")
-    settle(page)
+    page = open_page(browser, server[0], "scene=forget-bias", (1440, 900))
     bias = page.locator('[data-testid="stSlider"]', has_text="forget-gate bias").locator('input[type="range"]')
     bias.focus()
     page.keyboard.press("ArrowRight")
