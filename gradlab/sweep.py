@@ -3,9 +3,11 @@ GRU when asked), seeds.
 
 `sweep(base, grid, seeds)` trains the cells (default: RNN and LSTM) for every combination of the grid's values and
 every seed, on Dask (a LocalCluster on this machine's cores by default, or any scheduler address), and returns a
-tidy DataFrame with one row per run (SCHEMA). Results are appended to `out` (Parquet, or CSV by extension) as each
-run finishes, with the grid beside it in `<out>.json`, so a crash loses no finished run and re-running skips the
-finished ones.
+tidy DataFrame with one row per run (SCHEMA). Each finished run is appended at once to a journal beside `out`
+(`<out>.rows.jsonl`, one JSON line, flushed to disk), and `out` itself (Parquet, or CSV by extension) is rewritten
+only when the rows have doubled since its last writing and at the end, so writing n rows costs O(n) in all (it used
+to rewrite the whole file after every run). A crash, even a killed process, loses no finished run: re-running merges
+the journal and skips the finished ones. The grid is saved beside it in `<out>.json`.
 
 Runs are independent and deterministic (a Config fixes everything), so the executor cannot change the numbers:
 the same grid run serially or on a cluster gives the same rows.
@@ -81,6 +83,11 @@ def run_one(cfg_json: str, varied: tuple[str, ...] = ()) -> dict:
     return row
 
 
+def run_many(cfg_jsons: list[str], varied: tuple[str, ...] = ()) -> list[dict]:
+    """A batch of runs in one task (a worker's share, sent at once)."""
+    return [run_one(j, varied) for j in cfg_jsons]
+
+
 def solved(cfg: Config, final_loss: float, accuracy: float | None) -> bool:
     """The task's criterion: classification and adding_hs97 need 95% correct (H&S 1997's |error| < 0.04 for the
     latter); adding and copy need the loss below a tenth of the constant-predictor baseline."""
@@ -121,19 +128,47 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
     return df.assign(solved=solved.astype(bool))
 
 
+def journal(path: str) -> str:
+    return path + ".rows.jsonl"
+
+
+def _append(row: dict, path: str) -> None:
+    """One finished run, one line, on disk before the next run is counted (O(1), whatever the sweep's size)."""
+    with locked(path), open(journal(path), "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _journal_rows(path: str) -> list[dict]:
+    """The journal's runs; a line cut short by a crash mid-write is skipped (its run is simply run again)."""
+    rows = []
+    if os.path.exists(journal(path)):
+        with open(journal(path)) as fh:
+            for line in fh:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue
+    return rows
+
+
 def _save(rows: list[dict], columns: list[str], path: str) -> None:
-    """Merge `rows` into the file at `path` (other sweeps may be writing it too) and write it atomically.
-    Under the file's lock the current content is read back and every run is kept once (keyed by its config), so
-    two sweeps on one output lose nothing; a crash mid-write keeps the previous file."""
+    """Merge `rows`, the journal and the file at `path` (other sweeps may be writing them too) and write the file
+    atomically, then empty the journal: every run it held is now in the file. All under the file's lock, so two
+    sweeps on one output lose nothing and keep every run once (keyed by its config); a crash mid-write keeps the
+    previous file and the journal."""
     with locked(path):
-        ours = pd.DataFrame(rows, columns=columns)
+        ours = pd.DataFrame(_journal_rows(path) + list(rows), columns=columns)
         if os.path.exists(path):
-            theirs = load(path)
+            theirs = load(path) if os.path.getsize(path) else ours.iloc[:0]
             ours = pd.concat([theirs[[c for c in columns if c in theirs.columns]], ours], ignore_index=True)
-            ours = ours.drop_duplicates("config", keep="first")
+        ours = ours.drop_duplicates("config", keep="first")
         write = (lambda tmp: ours.to_parquet(tmp, index=False)) if path.endswith(".parquet") else \
             (lambda tmp: ours.to_csv(tmp, index=False))
         atomic_write(path, write)
+        if os.path.exists(journal(path)):
+            os.truncate(journal(path), 0)
 
 
 def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None = None,
@@ -146,6 +181,9 @@ def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None
     cfgs = configs(base, grid, seeds, cells)
     varied = tuple(grid)
     done = load(out) if out and os.path.exists(out) else pd.DataFrame(columns=list(varied) + list(SCHEMA))
+    if out:  # runs a killed sweep finished but never wrote into the file
+        done = pd.concat([done, pd.DataFrame(_journal_rows(out), columns=done.columns)], ignore_index=True) \
+            .drop_duplicates("config", keep="first") if _journal_rows(out) else done
     finished = set(done["config"]) if len(done) else set()
     todo = [c.to_json() for c in cfgs if c.to_json() not in finished]
     if out:
@@ -155,16 +193,33 @@ def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None
             write_bytes(out + ".json", grid_text.encode())
     rows = [r for r in done.to_dict("records")]
     total, count = len(cfgs), len(cfgs) - len(todo)
+    columns = list(varied) + list(SCHEMA)
+    written = [max(len(rows), 1)]  # rows in the file at its last writing: rewritten when they double
 
     def collect(row):
         nonlocal count
         rows.append(row)
         count += 1
         if out:
-            _save(rows, list(varied) + list(SCHEMA), out)
+            _append(row, out)
+            if len(rows) >= 2 * written[0]:
+                _save(rows, columns, out)
+                written[0] = len(rows)
         if progress:
             progress(count, total)
 
+    try:
+        _run(todo, varied, scheduler, workers, collect)
+    finally:  # finished, failed or interrupted: the file holds every run that finished
+        if out and todo:
+            _save(rows, columns, out)
+    df = pd.DataFrame(rows, columns=columns)
+    order = {c.to_json(): i for i, c in enumerate(cfgs)}
+    return df.sort_values("config", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _run(todo: list[str], varied: tuple[str, ...], scheduler, workers, collect) -> None:
+    """Run every config of `todo`, handing each finished row to `collect` as it arrives."""
     if todo and scheduler == "serial":
         for j in todo:
             collect(run_one(j, varied))
@@ -180,12 +235,15 @@ def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None
                                        dashboard_address=None)
         try:
             with Client(cluster or scheduler) as client:
-                futures = client.map(run_one, todo, varied=varied, pure=False)
+                # a few tasks per worker, each a batch of runs: one task per tiny run cost more in scheduling than
+                # the run itself, and four per worker still balance uneven runs
+                n = max(1, sum(client.nthreads().values()))
+                size = max(1, len(todo) // (4 * n))
+                batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+                futures = client.map(run_many, batches, varied=varied, pure=False)
                 for fut in as_completed(futures):
-                    collect(fut.result())
+                    for row in fut.result():
+                        collect(row)
         finally:
             if cluster is not None:
                 cluster.close()
-    df = pd.DataFrame(rows, columns=list(varied) + list(SCHEMA))
-    order = {c.to_json(): i for i, c in enumerate(cfgs)}
-    return df.sort_values("config", key=lambda s: s.map(order)).reset_index(drop=True)

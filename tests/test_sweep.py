@@ -1,5 +1,6 @@
 """Sweeps: the schema, serial == LocalCluster, resuming without redoing or losing runs, the CLI and the map."""
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,42 @@ def test_writes_never_follow_a_planted_link(tmp_path):
     gradlab.probe(gradlab.Config(seq_len=5, hidden=3, batch=2)).save(out)
     assert victim.read_text() == "precious" and gradlab.load(out).seq_len == 5
     assert sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink()) == ["b.npz", "victim.txt"]  # no debris
+
+
+def test_writing_n_rows_costs_o_n_the_file_is_rewritten_only_when_they_double(tmp_path, monkeypatch):
+    """Each run is one journal line; the output file is rewritten at 2, 4, 8, ... rows and at the end (it used to be
+    read back and rewritten after every run: quadratic in the sweep's size)."""
+    import math
+    out = str(tmp_path / "s.parquet")
+    writes = []
+    real = sweep.atomic_write
+    monkeypatch.setattr(sweep, "atomic_write", lambda path, write: writes.append(path) or real(path, write))
+    df = sweep.sweep(BASE, GRID, [0], out=out, scheduler="serial")
+    n = len(df)
+    assert n == 8 and len(writes) <= math.ceil(math.log2(n)) + 1
+    assert len(sweep.load(out)) == n and os.path.getsize(sweep.journal(out)) == 0  # all in the file, journal empty
+
+
+def test_a_killed_sweep_loses_no_finished_run(tmp_path, monkeypatch):
+    """Killed before the file was ever written (no finally runs on SIGKILL): the journal alone keeps the finished
+    runs, and the next sweep skips them."""
+    out = str(tmp_path / "s.parquet")
+    real_run, real_save = sweep.run_one, sweep._save
+    calls = []
+
+    def dies_at_the_third(cfg_json, varied=()):
+        calls.append(cfg_json)
+        if len(calls) == 3:
+            raise SystemExit("killed")
+        return real_run(cfg_json, varied)
+
+    monkeypatch.setattr(sweep, "run_one", dies_at_the_third)
+    monkeypatch.setattr(sweep, "_save", lambda *a: None)  # as if killed: nothing but the journal reached the disk
+    with pytest.raises(SystemExit):
+        sweep.sweep(BASE, GRID, [0], out=out, scheduler="serial")
+    assert not os.path.exists(out) and len(sweep._journal_rows(out)) == 2
+    monkeypatch.setattr(sweep, "_save", real_save)
+    calls.clear()
+    monkeypatch.setattr(sweep, "run_one", lambda c, v=(): calls.append(c) or real_run(c, v))
+    df = sweep.sweep(BASE, GRID, [0], out=out, scheduler="serial")
+    assert len(calls) == 6 and len(df) == 8 and len(sweep.load(out)) == 8
