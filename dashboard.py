@@ -487,10 +487,12 @@ button[kind*="Active"] {background: #0072B2 !important;}
 # Presenting: the scene's title and its figure share the window, so the page's top padding shrinks and the figure's
 # box leaves room for the title.
 PRESENT_CSS = """
-[data-testid="stMainBlockContainer"] {padding-top: 2.5rem !important;}
-h1 {font-size: 2.2rem !important; padding-top: 0 !important;}
-[class*="st-key-fig_"] {width: min(100%, calc((100vh - 150px) * 16 / 9)) !important;}
+[data-testid="stMainBlockContainer"] {padding-top: 3.75rem !important;}
+h1 {font-size: 1.9rem !important; padding-top: 0 !important;}
+[class*="st-key-fig_"] {width: min(100%, calc((100vh - 170px) * 16 / 9)) !important;}
 """
+# a training scene's slide also holds the Train and Stop buttons above its figure
+PRESENT_TRAIN_CSS = """[class*="st-key-fig_"] {width: min(100%, calc((100vh - 240px) * 16 / 9)) !important;}"""
 LECTURE_CSS = """html {font-size: 19px;}"""  # Streamlit sizes everything in rem: one number scales the page
 
 
@@ -505,11 +507,13 @@ def main() -> None:
     if present and st.session_state.get("scene") not in BY_NAME:
         apply_scene(SCENES[0].name)  # presenting starts at the first scene
     cfg, mode, style = sidebar(present)
+    scene = BY_NAME.get(st.session_state.get("scene", ""))
+    trains = present and scene is not None and scene.train
     st.html(STYLE_CSS.replace("{lecture}", (LECTURE_CSS if style.lecture else "") + (PRESENT_CSS if present else "")
+                              + (PRESENT_TRAIN_CSS if trains else "")
                               + (DARK_CSS if style.theme == "dark" else "")))
     for n in notices:
         st.warning(n)
-    scene = BY_NAME.get(st.session_state.get("scene", ""))
     if cfg is None:
         return
     params = view_params(cfg)

@@ -109,7 +109,10 @@ def _frame(records: dict, style: Style, titles=None, legend_y: float = -0.2, **k
     cells = _cells(records)
     titles = titles or [_cell_title(records[c]) for c in cells]
     fig = make_subplots(rows=1, cols=max(len(cells), 1), subplot_titles=titles, horizontal_spacing=0.08, **kw)
-    return _layout(fig, style, legend_y), cells
+    _layout(fig, style, legend_y)
+    if any(BR in t for t in titles):  # a second line (truncated BPTT's cut) needs room under the figure's title
+        fig.update_layout(margin_t=90 + round(1.4 * style.font))
+    return fig, cells
 
 
 def decade_ticks(fig: go.Figure) -> go.Figure:

@@ -269,6 +269,13 @@ def test_present_view_shows_one_scene_and_steps_with_the_keys(server, browser):
     settle(page)
     assert page.locator('[data-testid="stMain"] h1').first.text_content() == SCENES[1].title
     page.close()
+    # a training scene's slide holds its Train and Stop buttons too, and its long title; its figure still fits
+    page = open_page(browser, server[0], "view=present&scene=truncation")
+    fig = page.locator('[class*="st-key-fig_"]').bounding_box()
+    title = page.locator('[data-testid="stMain"] h1').first.bounding_box()
+    header = page.locator('[data-testid="stHeader"]').bounding_box()["height"]
+    assert title["y"] >= header - 1 and fig["y"] + fig["height"] <= 720 + 1, (title, fig)
+    page.close()
 
 
 def test_a_reload_keeps_the_view(server, browser):
