@@ -5,10 +5,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests' own helpers (reference.py)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # gradlab from the checkout
+# gradlab from the checkout and the tests' own helpers (reference.py): pytest's `pythonpath` in pyproject.toml
 
 GOLDEN = sorted((Path(__file__).parent / "fixtures" / "golden").glob("*.npz"))

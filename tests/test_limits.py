@@ -129,7 +129,7 @@ def test_tampered_bundles_are_refused_or_loaded_never_crash(tmp_path_factory, ke
         gradlab.verify(path)  # whatever loads must also recompute, or refuse, cleanly
     except ValueError:
         pass
-    assert b is not None
+    assert isinstance(b, (gradlab.Probe, gradlab.Run)) and len(b.grad_h_norm) > 0  # a record, not a half-read one
 
 
 def test_repeated_and_hostile_url_keys():

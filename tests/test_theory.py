@@ -27,8 +27,9 @@ def test_forget_gate_product_with_tiny_weights(bf, expected):
     tiny["bias_ih_l0"] = np.where(np.arange(4 * 8) // 8 == 1, bf, 0.0)  # only the forget bias survives
     p = gradlab.probe(cfg, params=tiny)
     sig = 1 / (1 + np.exp(-bf))
-    assert sig ** 100 == pytest.approx(expected, rel=0.02)
-    assert p.grad_c_norm[0] / p.grad_c_norm[-1] == pytest.approx(sig ** (T - 1), rel=1e-6)
+    measured = p.grad_c_norm[0] / p.grad_c_norm[-1]
+    assert measured == pytest.approx(sig ** (T - 1), rel=1e-6)
+    assert measured == pytest.approx(expected, rel=0.02)  # the table the docs quote is what the engine measures
 
 
 def test_relu_with_large_init_explodes():
