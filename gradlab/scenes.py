@@ -13,6 +13,7 @@ try, without a number.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -141,6 +142,7 @@ def facts(records: dict, runs: dict | None = None) -> dict:
     return f
 
 
+@functools.lru_cache(maxsize=16)  # measured once per setting: facts() runs on every dashboard rerun
 def _pass_times(cfg: Config, repeats: int = 5) -> tuple[float, float, float]:
     """Milliseconds for one forward and backward pass of the LSTM (gradlab.probe) over the whole sequence with the
     cut, over the whole sequence without it, and over one chunk of `truncate` steps; each the fastest of `repeats`
