@@ -7,19 +7,20 @@ Run it with `make run` (or `streamlit run dashboard.py`).
 from __future__ import annotations
 
 import gc
-import math
 import threading
 import time
-from collections import OrderedDict
-from urllib.parse import urlencode
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from pathlib import Path
+from urllib.parse import urlencode
 
+import cachetools
 import streamlit as st
 
 import gradlab
 from gradlab import analysis, budget, export, panels, plots, scenes, sweep
-from gradlab.config import CLIP_MODES, INITS, NONLINEARITIES, OPTIMIZERS, TASKS, Config
+from gradlab.config import UI, Config, parse
+from gradlab.files import shipped
 from gradlab.probe import estimate_bytes
 from gradlab.scenes import BY_NAME, SCENES
 from gradlab.train import record_bytes
@@ -32,42 +33,8 @@ VIEWS = ("explore", "present")  # present: one scene at a time, its narrative an
 NEXT_KEYS, PREVIOUS_KEYS = ("PageDown", "Right", "N", "Space"), ("PageUp", "Left", "P")
 
 
-@dataclass(frozen=True)
-class Control:
-    """One sidebar control: its URL key (= the Config field), widget kind and domain."""
-
-    key: str
-    label: str
-    kind: str  # "select" | "int" | "float" | "options"
-    domain: tuple
-    advanced: bool = False
-    help: str = ""
-
-
-CONTROLS = [
-    Control("task", "Task", "select", TASKS, help="Synthetic long-dependency task (see TASKS in the README)"),
-    Control("seq_len", "Sequence length T", "int", (5, 1000, 5), help="Steps between the information and the loss"),
-    Control("init", "Recurrent init", "select", INITS, help="How W_hh is drawn (exact definitions in gradlab/init.py)"),
-    Control("init_scale", "Init scale (gain of W_hh)", "float", (0.0, 10.0, 0.05)),
-    Control("forget_bias", "Forget-gate bias b_f (the GRU's update gate b_z)", "float", (-2.0, 6.0, 0.5),
-            help="The LSTM's forget gate and the GRU's update gate z both decide how much of the state each step "
-                 "keeps (z is the share of h_(t-1) kept, as in PyTorch and Cho et al. 2014; some texts swap z and "
-                 "1 - z). The chrono init draws these biases itself and ignores this slider."),
-    Control("nonlinearity", "RNN nonlinearity", "select", NONLINEARITIES),
-    Control("truncate", "Truncated BPTT: cut every k steps (0 = full)", "options",
-            (0, 2, 5, 10, 20, 25, 50, 100, 200, 500),
-            help="The state entering every k-th step is detached, as h.detach() between chunks, with one optimiser "
-                 "step per sequence (the chunks' gradients summed). The loss at the last step reaches back to the "
-                 "start of its chunk: 1 to k steps. 0, or k at least T, is full backpropagation through time."),
-    Control("hidden", "Hidden units H", "options", (4, 6, 8, 16, 32, 64, 128), advanced=True),
-    Control("batch", "Batch size B", "options", (8, 16, 32, 64, 128, 256), advanced=True),
-    Control("seed", "Seed", "int", (0, 9999, 1), advanced=True),
-    Control("steps", "Training steps", "int", (50, 5000, 50), advanced=True),
-    Control("optimizer", "Optimiser", "select", OPTIMIZERS, advanced=True),
-    Control("lr", "Learning rate", "options", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 1e-1), advanced=True),
-    Control("clip_mode", "Gradient clipping", "select", CLIP_MODES, advanced=True),
-    Control("clip", "Clipping threshold", "options", (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0), advanced=True),
-]
+# One control per Config field with a UI (its label, widget and range are declared there), in Config's order.
+CONTROLS: dict[str, UI] = {f.name: f.metadata["ui"] for f in fields(Config) if "ui" in f.metadata}
 # A select widget's displayed option is what Streamlit writes to the URL, so scenes show their short names.
 UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name for s in SCENES),
            "theme": plots.THEMES, "view": VIEWS}
@@ -88,9 +55,21 @@ def parse_cells(raw: str) -> tuple[str, ...] | None:
 CACHE_BYTES = 300 * 2**20
 
 
+class _Records(cachetools.LRUCache):
+    """Probes by Config, least recently used evicted first; `evicted` says whether an insertion evicted any."""
+
+    evicted = False
+
+    def popitem(self):
+        self.evicted = True
+        return super().popitem()
+
+
 @st.cache_resource
-def _record_cache() -> tuple[OrderedDict, threading.Lock]:
-    return OrderedDict(), threading.Lock()
+def _record_cache() -> tuple[_Records, threading.Lock]:
+    # A record larger than the whole cache counts as the whole cache: it evicts the rest and is kept alone, as the
+    # record in use, where cachetools would refuse it ("value too large") and every rerun would probe it again.
+    return _Records(maxsize=CACHE_BYTES, getsizeof=lambda p: min(p.nbytes, CACHE_BYTES)), threading.Lock()
 
 
 def probe_cells(cfg: Config, cells: tuple[str, ...]) -> dict:
@@ -101,16 +80,14 @@ def probe_cells(cfg: Config, cells: tuple[str, ...]) -> dict:
 def probe_one(cfg: Config):
     store, lock = _record_cache()
     with lock:
-        if cfg in store:
-            store.move_to_end(cfg)
-            return store[cfg]
+        p = store.get(cfg)  # a hit becomes the most recently used
+    if p is not None:
+        return p
     p = gradlab.probe(cfg)
     with lock:
+        store.evicted = False
         store[cfg] = p
-        evicted = False
-        while len(store) > 1 and sum(q.nbytes for q in store.values()) > CACHE_BYTES:
-            store.popitem(last=False)  # least recently used first
-            evicted = True
+        evicted = store.evicted
     if evicted:
         # Old reruns' download closures and frames reference records in cycles, which Python frees only at a
         # cyclic collection; numpy allocations do not trigger one, so without this RSS grows by a probe per rerun.
@@ -120,8 +97,30 @@ def probe_one(cfg: Config):
 
 @st.cache_resource(max_entries=8 * len(panels.PANELS), show_spinner=False)  # every panel of the last eight views
 def figure(name: str, cfg: Config, cells: tuple[str, ...], style: plots.Style):
-    """Figures at initialisation depend only on (panel, Config, cells, style): cache them too."""
-    return panels.figure(name, probe_cells(cfg, cells), style)
+    """Figures at initialisation depend only on (panel, Config, cells, style): cache them too. A panel that draws less
+    than the whole record (panels.drawn) is also cached by what it draws: moving T does not redraw W_hh's spectrum."""
+    probes = probe_cells(cfg, cells)
+    key = panels.drawn(name, probes)
+    return panels.figure(name, probes, style) if key is None else figure_of(name, key, style, probes)
+
+
+@st.cache_resource(max_entries=8 * len(panels.PANELS), show_spinner=False)
+def figure_of(name: str, key: str, style: plots.Style, _records: dict):
+    """A panel's figure cached by the digest of what it draws (`_records` is not hashed: `key` stands for it)."""
+    return panels.figure(name, _records, style)
+
+
+@st.cache_resource(show_spinner=False)
+def _workers() -> ThreadPoolExecutor:
+    """Threads for the records' summaries: their Lyapunov spectra are the slowest numbers on the page, and numpy's QR
+    releases the GIL, so they run on another core while the script draws the panels that do not need them."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="gradlab-summary")
+
+
+def summarise(records: dict) -> list:
+    """Start every record's analysis.summary on the worker threads; `.result()` of each waits for it (and raises its
+    error, if any, in the script, where it was raised before)."""
+    return [_workers().submit(analysis.summary, r.latest) for r in records.values()]
 
 
 # ---- the URL ---------------------------------------------------------------------------------------------------
@@ -134,7 +133,6 @@ def check_query_params() -> list[str]:
         return st.session_state.get("_url_notices", [])
     st.session_state["_url_checked"] = True
     notices = st.session_state["_url_notices"] = []
-    by_key = {c.key: c for c in CONTROLS}
     for key in list(st.query_params.keys()):
         values = st.query_params.get_all(key)
         raw = values[-1] if values else ""
@@ -149,53 +147,37 @@ def check_query_params() -> list[str]:
                                f"{', '.join(plots.CELLS)}); showing {' and '.join(DEFAULT_CELLS)}.")
                 del st.query_params[key]
             continue
-        if key in by_key:
-            ok = _in_domain(by_key[key], raw)
-        elif key in UI_KEYS:
-            ok = raw in UI_KEYS[key]
+        if key in CONTROLS:
+            value = _parsed(key, raw)
+        elif key in UI_KEYS:  # lecture=TRUE means what it says
+            value = next((v for v in (raw, raw.strip().lower()) if v in UI_KEYS[key]), None)
+            if key == "lecture" and value is not None:
+                value = value == "true"
         else:
             notices.append(f"Ignored unknown URL parameter `{key}`.")
             del st.query_params[key]
             continue
-        if key in UI_KEYS and not ok and raw.strip().lower() in UI_KEYS[key]:
-            raw, ok = raw.strip().lower(), True  # lecture=TRUE means what it says
-        if len(values) > 1 and ok:
-            notices.append(f"`{key}` was given {len(values)} times; using the last value.")
-        if ok:
-            # Every spelling that means a valid value (hidden=128.0, clip=5, lr=1e-2) becomes the value itself: the
-            # widget reads it from the session, and write_url spells it back as the widget holds it.
-            st.session_state[key] = _typed(by_key[key], raw) if key in by_key else (raw == "true" if key == "lecture" else raw)
-        if not ok:
+        if value is None:
             notices.append(f"URL value `{key}={raw[:40]}` is not valid here; using the default instead.")
             del st.query_params[key]
+            continue
+        if len(values) > 1:
+            notices.append(f"`{key}` was given {len(values)} times; using the last value.")
+        # Every spelling that means a valid value (hidden=128.0, clip=5, lr=1e-2) becomes the value itself: the
+        # widget reads it from the session, and write_url spells it back as the widget holds it.
+        st.session_state[key] = value
     scene = st.query_params.get("scene")
-    if scene in BY_NAME and not any(c.key in st.query_params for c in CONTROLS):
+    if scene in BY_NAME and not any(key in st.query_params for key in CONTROLS):
         apply_scene(scene)  # a bare scene link (?scene=exploding) opens that scene's settings
     return notices
 
 
-def _typed(c: Control, raw: str):
-    if c.kind == "select":
-        return raw
-    v = float(raw)
-    if c.kind == "options":
-        return next(o for o in c.domain if math.isclose(v, o))
-    return int(v) if c.kind == "int" else v
-
-
-def _in_domain(c: Control, raw: str) -> bool:
+def _parsed(key: str, raw: str):
+    """The control's value for a URL value, or None when the control cannot hold it (config.parse says why)."""
     try:
-        if c.kind == "select":
-            return raw in c.domain
-        v = float(raw)
-        if not math.isfinite(v):
-            return False
-        if c.kind == "options":
-            return any(math.isclose(v, o) for o in c.domain)
-        lo, hi, _ = c.domain
-        return lo <= v <= hi and (c.kind == "float" or v == int(v))
+        return parse(key, raw)
     except ValueError:
-        return False
+        return None
 
 
 # ---- widgets -> Config -----------------------------------------------------------------------------------------
@@ -203,8 +185,8 @@ def _in_domain(c: Control, raw: str) -> bool:
 def apply_scene(name: str) -> None:
     """Set every control to the scene's values (a callback: runs before the widgets are drawn)."""
     scene = BY_NAME[name]
-    for c in CONTROLS:
-        st.session_state[c.key] = getattr(scene.config, c.key)
+    for key in CONTROLS:
+        st.session_state[key] = getattr(scene.config, key)
     st.session_state["mode"] = MODES[1] if scene.train else MODES[0]
     st.session_state["cells"] = list(scene.cells)
     st.session_state["scene"] = name
@@ -234,21 +216,20 @@ def scene_buttons(container, wide: bool = False) -> None:
             st.button(f"Next ({k})", on_click=step_scene, args=(1,), shortcut=k, key=f"scene_next_{i}")
 
 
-def control_widget(c: Control, container) -> object:
+def control_widget(key: str, ui: UI, container) -> object:
     # A value already in the session (from the URL, a scene, or the user) is the widget's value; passing a default
     # as well would make Streamlit warn on the page.
-    default = None if c.key in st.session_state else getattr(DEFAULT, c.key)
-    common = dict(key=c.key, help=c.help or None)
-    if c.kind == "select":
-        return container.selectbox(c.label, c.domain, index=0 if default is None else c.domain.index(default), **common)
-    if c.kind == "options":
-        return container.select_slider(c.label, c.domain, **common, **({} if default is None else {"value": default}))
-    lo, hi, step = c.domain
-    cast = int if c.kind == "int" else float
-    value = {} if default is None else {"value": cast(default)}
-    if c.key == "seed":
-        return container.number_input(c.label, lo, hi, step=step, **value, **common)
-    return container.slider(c.label, cast(lo), cast(hi), step=cast(step), **value, **common)
+    default = None if key in st.session_state else getattr(DEFAULT, key)
+    common = dict(key=key, help=ui.help or None)
+    if ui.widget == "select":
+        return container.selectbox(ui.label, ui.domain, index=0 if default is None else ui.domain.index(default),
+                                   **common)
+    value = {} if default is None else {"value": default}
+    if ui.widget == "options":
+        return container.select_slider(ui.label, ui.domain, **value, **common)
+    lo, hi, step = ui.domain  # typed as the field, as the default is (Config normalises it)
+    make = container.number_input if ui.widget == "number" else container.slider
+    return make(ui.label, lo, hi, step=step, **value, **common)
 
 
 def ui_widget(key: str, make):
@@ -283,7 +264,7 @@ def sidebar(present: bool) -> tuple[Config | None, str, plots.Style]:
               help="A small caption on every exported figure: task, T, H, init, seed, gradlab version")
     # always drawn (collapsed): a widget that is not drawn loses its value, and the view would lose the setting
     advanced = sb.expander("Advanced", expanded=False)
-    values = {c.key: control_widget(c, advanced if c.advanced else sb) for c in CONTROLS}
+    values = {key: control_widget(key, ui, advanced if ui.advanced else sb) for key, ui in CONTROLS.items()}
     try:
         cfg = DEFAULT.replace(**values)
     except ValueError as e:  # e.g. a sequence too short for the chosen task
@@ -334,7 +315,7 @@ def download_row(key: str, make_fig, file_name, data=None, animated: bool = Fals
 def view_params(cfg: Config) -> dict[str, str]:
     """The whole view as URL parameters: every control and view setting, defaults included, so a reload, a bookmark
     or a shared link reproduces it exactly (a link that left out defaults would change meaning with them)."""
-    params = {c.key: str(getattr(cfg, c.key)) for c in CONTROLS}
+    params = {key: str(getattr(cfg, key)) for key in CONTROLS}
     for key, default in UI_DEFAULTS.items():
         value = st.session_state.get(key, default)
         params[key] = str(value).lower() if isinstance(value, bool) else str(value)
@@ -444,7 +425,8 @@ def scene_ui(scene, cfg: Config, probes: dict, runs: dict | None) -> None:
         return
     f = scenes.facts(probes if not runs else runs, runs)
     # the seed is not a setting of the story: its claims are checked over seeds (tests/test_scenes.py)
-    changed = [c.label for c in CONTROLS if c.key != "seed" and getattr(cfg, c.key) != getattr(scene.config, c.key)]
+    changed = [ui.label for key, ui in CONTROLS.items()
+               if key != "seed" and getattr(cfg, key) != getattr(scene.config, key)]
     if changed:  # the story's words are about the scene's own settings: here only the checks are re-measured
         lines = [f"**{scene.title}.** You changed {', '.join(changed)}: its story is about its own settings; "
                  "its claims, re-measured on this view:"]
@@ -538,20 +520,38 @@ def main() -> None:
     runs = train_ui(cfg, style) if mode == MODES[1] else None
     if runs and len(runs) < len(probes):
         runs = None
-    headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
-    if scene:
-        with scene_box.container():
-            scene_ui(scene, cfg, probes, runs)
     records = runs or probes
     notes = {"grad_vs_time": "After training: the profile of the trained weights." if runs else "",
              "learning": diagnosis_line(runs) if runs else ""}
-    for p in panels.shown(records, bool(runs)):
+
+    def draw(p: panels.Panel) -> None:
         panel(p.name, panel_figure(p.name, cfg, records, probes, style), cfg, style, note=notes.get(p.name, ""),
-              data=lambda name=p.name: panels.table(name, records))
+              data=lambda: panels.table(p.name, records))
         if p.name == "learning":
             for cell, r in runs.items():
                 if r.stopped:
                     st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
+
+    shown = [(p, st.container()) for p in panels.shown(records, bool(runs))]  # each panel's place on the page
+    # At initialisation the records' summaries (their Lyapunov spectra: the slowest numbers on the page) are computed
+    # on other cores while the panels that do not read them are drawn into their places, so that the browser draws
+    # those meanwhile; the others follow, in page order, when the summaries are ready.
+    pending = summarise(probes) if not runs else []
+    early = {p.name for p, _ in shown if pending and not p.summary}
+    for p, place in shown:
+        if p.name in early:
+            with place:
+                draw(p)
+    for f in pending:
+        f.result()
+    headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
+    if scene:
+        with scene_box.container():
+            scene_ui(scene, cfg, probes, runs)
+    for p, place in shown:
+        if p.name not in early:
+            with place:
+                draw(p)
     if not runs:
         st.subheader("Training panels")
         st.caption(f"Switch the mode to **train** and press *{train_label(tuple(probes))}* to see "
@@ -572,6 +572,8 @@ def present_ui(scene, cfg: Config, mode: str, probes: dict, style: plots.Style) 
     if runs and len(runs) < len(probes):
         runs = None
     records = runs or probes
+    for f in (summarise(probes) if not runs else []):  # the cells' spectra side by side on two cores
+        f.result()
     name = scene.panel if (runs or not panels.BY_NAME[scene.panel].training) else "grad_vs_time"
     chart(panel_figure(name, cfg, records, probes, style), name, export.file_name(name, cfg, "svg")[:-4])
     scene_ui(scene, cfg, probes, runs)
@@ -581,7 +583,7 @@ def present_ui(scene, cfg: Config, mode: str, probes: dict, style: plots.Style) 
     scene_buttons(st, wide=True)
 
 
-SHIPPED_SWEEP = Path(__file__).resolve().parent / "gradlab" / "data" / "sweep_adding.parquet"
+SHIPPED_SWEEP = shipped("sweep_adding.parquet")
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

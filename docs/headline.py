@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gradlab  # noqa: E402
 from gradlab import scenes  # noqa: E402
+from gradlab.files import shipped  # noqa: E402
 
 START, END = "<!-- headline: start (docs/headline.py writes this block) -->", "<!-- headline: end -->"
 SWEEP_START, SWEEP_END = "<!-- sweep: start (docs/headline.py writes this block) -->", "<!-- sweep: end -->"
@@ -46,7 +47,7 @@ def block() -> str:
 def sweep_block() -> str:
     """What the shipped trainability map shows, from the file itself."""
     from gradlab import sweep
-    df = sweep.load(str(Path(__file__).resolve().parent.parent / "gradlab" / "data" / "sweep_adding.parquet"))
+    df = sweep.load(str(shipped("sweep_adding.parquet")))
     solved = df.groupby(["cell", "seq_len"]).solved.mean()
     gains = df.init_scale.nunique()
     words = []

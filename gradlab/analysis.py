@@ -14,6 +14,7 @@ import numpy as np
 
 from .bptt import cut_at
 from .lyapunov import lyapunov, mean_rate, sequences_used, step_jacobians  # noqa: F401 (the exact theory, public here)
+from .tasks import loss_end, losses_at_many_steps  # noqa: F401 (public here too: records are read by them)
 
 # |phi'| <= gamma for each nonlinearity (Pascanu, Mikolov & Bengio 2013). The LSTM's gates are sigmoids (1/4).
 GAMMA = {"tanh": 1.0, "relu": 1.0, "linear": 1.0, "sigmoid": 0.25}
@@ -41,20 +42,6 @@ def spectrum(W_hh: np.ndarray) -> dict[str, np.ndarray]:
     eig = np.linalg.eigvals(W)
     sv = np.linalg.svd(W, compute_uv=False)
     return {"eigvals": eig, "singvals": sv, "rho": np.abs(eig).max(axis=1), "sigma_max": sv[:, 0]}
-
-
-def loss_end(y_mask: np.ndarray | None, T: int) -> int:
-    """The last step where any sequence's loss counts: the anchor of every curve (later steps get no gradient)."""
-    if y_mask is None:
-        return T - 1
-    counted = np.flatnonzero(np.asarray(y_mask).any(axis=1))
-    return int(counted[-1]) if len(counted) else T - 1
-
-
-def losses_at_many_steps(y_mask: np.ndarray | None) -> bool:
-    """True when some sequence has a loss at more than one step (copy): the profile then mixes each step's own
-    loss with the gradient arriving from later steps, and a decay rate or a vanishing verdict does not apply."""
-    return y_mask is not None and bool((np.asarray(y_mask).sum(axis=0) > 1).any())
 
 
 def theory_curves(g: np.ndarray, W_hh: np.ndarray, nonlinearity: str = "tanh", end: int | None = None) -> dict:
@@ -341,12 +328,6 @@ def surviving(factors: np.ndarray, T: int, floor: float = VANISHING_BELOW) -> in
 def survival_factor(T: int, floor: float = VANISHING_BELOW) -> float:
     """The per-step factor that keeps exactly `floor` of the gradient over T-1 steps."""
     return float(floor ** (1.0 / max(T - 1, 1)))
-
-
-def rate_label(g: np.ndarray, W_hh: np.ndarray, end: int | None = None) -> str:
-    """The legend line a plot prints, e.g. "measured 0.955 per step; rho = 0.950"."""
-    sp = spectrum(W_hh)
-    return f"measured {fit_rate(g, end=end):.3f} per step; rho = {sp['rho'][0]:.3f}"
 
 
 def running_mean(v: np.ndarray, window: int | None = None) -> np.ndarray:

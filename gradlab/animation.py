@@ -5,7 +5,7 @@ plotly frames (dashboard, HTML) and as GIF or MP4 (slides).
 gradient (plots.unrolled's), into a plotly animation with a play button and a step slider. Its base data is the last
 frame, the picture itself, so a still export shows the finished pass; `still(fig)` drops the controls for it.
 `flow(records, ...)` is the unrolled panel animated. `encode(fig, "gif" | "mp4")` renders every frame with kaleido
-(gradlab.export's browser and lock) and encodes them with imageio, which is imported only there.
+(gradlab.export's browser, its tabs in parallel) and encodes them with imageio, which is imported only there.
 
 Nothing here measures or interpolates: a frame shows the gradients the probe recorded and hides the steps the pass
 has not reached yet. That is exact for BPTT: the total dL/dh_t is final once the pass has left step t.
@@ -13,7 +13,6 @@ has not reached yet. That is exact for BPTT: the total dL/dh_t is final once the
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import plotly.graph_objects as go
@@ -81,24 +80,26 @@ def animate(fig: go.Figure, style: plots.Style = plots.Style(), frames: int = FR
     traces = rows + list(range(pending, front + 1))
     mid = (stops[0] + stops[-1]) / 2
 
-    def state(k: int) -> list[go.Scatter]:
+    def state(k: int) -> list[dict]:
         t = fronts[k]
         done = k == n - 1
         out = []
         for i in rows:
             m = xs[i] >= t
-            out.append(go.Scatter(x=xs[i][m], y=ys[i][m], marker=dict(color=zs[i][m]), customdata=cds[i][m]))
+            out.append(dict(type="scatter", x=xs[i][m], y=ys[i][m], marker=dict(color=zs[i][m]), customdata=cds[i][m]))
         for i in rows:
             m = xs[i] >= t
-            out.append(go.Scatter(x=xs[i][~m], y=ys[i][~m]))
+            out.append(dict(type="scatter", x=xs[i][~m], y=ys[i][~m]))
         label = f"backward pass complete: back to t = {t}" if done else f"backward pass at t = {t}"
-        out.append(go.Scatter(x=[t, t], y=[top, bottom], text=[label, ""],
-                              textposition="top left" if t > mid else "top right"))
+        out.append(dict(type="scatter", x=[t, t], y=[top, bottom], text=[label, ""],
+                        textposition="top left" if t > mid else "top right"))
         return out
 
-    fig.frames = [go.Frame(name=str(t), data=state(k), traces=traces) for k, t in enumerate(fronts)]
-    for j, tr in zip(traces, fig.frames[-1].data):  # the base is the last frame: stills show the finished pass
-        fig.data[j].update(tr)
+    # Frames of plain dicts, validated once as the frames are set (go.Scatter per trace, then go.Frame, validated every
+    # trace twice: most of a dashboard redraw at T = 100).
+    fig.frames = [dict(name=str(t), data=state(k), traces=traces) for k, t in enumerate(fronts)]
+    for j, tr in zip(traces, state(n - 1)):  # the base is the last frame: stills show the finished pass
+        fig.data[j].update({k: v for k, v in tr.items() if k != "type"})
 
     pad = max(1.0, 0.02 * (stops[0] - stops[-1]))
     fig.update_xaxes(range=[stops[-1] - pad, stops[0] + pad], autorange=False, zeroline=False)  # fixed: no rescaling
@@ -172,18 +173,12 @@ def encoder(fmt: str):
 
 
 def render_frames(fig: go.Figure, size: tuple[int, int] = SIZE) -> list[bytes]:
-    """Every frame as PNG bytes at `size` pixels. Raises export.NoBrowser without a Chromium."""
-    import plotly.io as pio
-
+    """Every frame as PNG bytes at `size` pixels, in order, in one batch over kaleido's tabs (gradlab.export).
+    Raises export.NoBrowser without a Chromium."""
     from . import export
-    export.start_browser()
     w, h = size
-    out = []
-    for spec in stills(fig):
-        with export._render_lock, warnings.catch_warnings():  # one render at a time (see export): other downloads
-            warnings.simplefilter("ignore", UserWarning)  # in the dashboard get their turn between frames
-            out.append(pio.to_image(spec, format="png", width=w, height=h, scale=1, validate=False))
-    return out
+    return export.render_images([(spec, {"format": "png", "width": w, "height": h, "scale": 1})
+                                 for spec in stills(fig)])
 
 
 def _one_palette(images: np.ndarray) -> tuple[np.ndarray, bytes]:
@@ -205,8 +200,8 @@ def _one_palette(images: np.ndarray) -> tuple[np.ndarray, bytes]:
 
 def encode(fig: go.Figure, fmt: str, fps: int = FPS, hold: float = 1.0, size: tuple[int, int] = SIZE) -> bytes:
     """An animated figure as GIF or MP4 bytes: every frame at `size` (16:9, multiples of 16), `fps` frames a second,
-    the last (the finished pass) held `hold` seconds more; the GIF loops. Kaleido takes ~0.3 s a frame (it reloads its
-    page after every image, batched or not), so 30 frames take ~10 s."""
+    the last (the finished pass) held `hold` seconds more; the GIF loops. Kaleido takes ~0.3 s a frame in one tab (it
+    reloads its page after every image); the frames go to all of its tabs at once (export.TABS)."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     if not fig.frames:

@@ -5,6 +5,7 @@ Flags are the Config's fields in kebab case (--seq-len for seq_len); every error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 import zipfile
 
 import numpy as np
+from tqdm import tqdm
 
 from .config import CELLS, Config, describe
 from .probe import probe, verify
@@ -202,9 +204,9 @@ def _sweep(args) -> int:
     base = config_from_args(args)
     cells = parse_cells(args.cells)
     sweep.configs(base, grid, list(range(args.seeds)), cells=cells)  # validates every combination before any work
-    df = sweep.sweep(base, grid, list(range(args.seeds)), cells=cells, out=args.out, scheduler=args.scheduler,
-                     workers=args.workers, progress=lambda i, n: _bar("sweep: runs done", i, n))
-    sys.stderr.write("\n")
+    with _progress() as show:
+        df = sweep.sweep(base, grid, list(range(args.seeds)), cells=cells, out=args.out, scheduler=args.scheduler,
+                         workers=args.workers, progress=lambda i, n: show("sweep: runs done", i, n))
     print(f"{args.out}: {len(df)} runs; solved fraction by cell: "
           + ", ".join(f"{c} {df[df.cell == c].solved.mean():.2f}" for c in CELLS if (df.cell == c).any()))
     return 0
@@ -260,17 +262,17 @@ def _export(args) -> int:
         where = os.path.join(args.out, sub) if sub else args.out
         label = sub or "export"
         probes = {c: probe(cfg.replace(cell=c)) for c in cells}
-        runs = train_many([cfg.replace(cell=c) for c in cells],
-                          on_record=lambda p, label=label: _bar(f"{label}: training", p.step, p.steps)) \
-            if train else None
         # one plotly.js for the whole export: beside the HTML files, or one folder up for --preset all's folders
         js = True if args.embed_plotlyjs else (f"../{export.PLOTLY_JS}" if sub else export.PLOTLY_JS)
-        files = export.export_all(probes, runs, cfg, formats, style, stamp=not args.no_stamp,
-                                  progress=lambda i, n, name, label=label: _bar(f"{label}: {name}", i, n),
-                                  plotlyjs=js, bundles=args.bundles)
+        with _progress() as show:
+            runs = train_many([cfg.replace(cell=c) for c in cells],
+                              on_record=lambda p, label=label: show(f"{label}: training", p.step, p.steps)) \
+                if train else None
+            files = export.export_all(probes, runs, cfg, formats, style, stamp=not args.no_stamp,
+                                      progress=lambda i, n, name, label=label: show(f"{label}: {name}", i, n),
+                                      plotlyjs=js, bundles=args.bundles)
         written = export.write_files(files, where)
         total += len(written)
-        sys.stderr.write("\n")
         if "NO_IMAGES.txt" in files:
             sys.stderr.write(f"gradlab: note: {files['NO_IMAGES.txt'].decode().strip()}\n")
         print(f"{where}: {len(written)} files")
@@ -296,20 +298,37 @@ def _handout(args) -> int:
         raise ValueError(f"--handout {args.handout}: expected a file name in an existing folder")
     scenes = list(BY_NAME.values()) if args.preset in (None, "all") else [BY_NAME[args.preset]]
     try:
-        data = handout(scenes, Style(lecture=not args.screen), progress=lambda i, n, what: _bar(what, i, n))
+        with _progress() as show:
+            data = handout(scenes, Style(lecture=not args.screen), progress=lambda i, n, what: show(what, i, n))
     except NoBrowser as e:
         raise ValueError(f"--handout: {e}") from None
-    sys.stderr.write("\n")
     write_bytes(args.handout, data)
     print(f"wrote {args.handout}: {len(scenes)} page{'s' if len(scenes) > 1 else ''}, {len(data) / 1e6:.1f} MB")
     return 0
 
 
-def _bar(label: str, i: int, n: int) -> None:
-    """A one-line terminal progress bar (stderr, so stdout stays clean for scripts)."""
-    done = int(30 * i / max(n, 1))
-    sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{n} {label[:60]:60s}")
-    sys.stderr.flush()
+@contextlib.contextmanager
+def _progress():
+    """`show(label, i, n)` draws i of n on one tqdm line on stderr, so stdout stays clean for scripts. One line
+    serves a command's phases (training, then each file): it starts over when the total changes or the count goes
+    back. Nothing is drawn until the first show, and the line is ended on the way out, also on an error."""
+    bar = None
+
+    def show(label: str, i: int, n: int) -> None:
+        nonlocal bar
+        if bar is None:  # miniters=0: redrawn at most every 0.1 s, also when only the label moved (a training step)
+            bar = tqdm(desc=label, total=n, file=sys.stderr, miniters=0,
+                       bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+        bar.set_description_str(label, refresh=False)
+        if n != bar.total or i < bar.n:
+            bar.reset(total=n)
+        bar.update(i - bar.n)
+
+    try:
+        yield show
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _verify(args) -> int:

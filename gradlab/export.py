@@ -1,20 +1,21 @@
 """Figures and their data, for slides: PNG, SVG, PDF, standalone HTML, tidy CSV, and one ZIP with everything.
 
 One code path for the dashboard and the CLI: `figures(records, ...)` builds every panel with gradlab.plots,
-`render(fig, fmt)` turns one into bytes, `tables(records)` gives each panel's data as a tidy (long) DataFrame, and
-`export_all(...)` writes the whole set. Static images need a Chromium (kaleido 1.x has none of its own); where none
-can be found `render` raises NoBrowser with a one-line fix, and HTML, CSV and the ZIP without images still work.
+`render(fig, fmt)` turns one into bytes (`render_images`: many at once, over the browser's tabs), `tables(records)`
+gives each panel's data as a tidy (long) DataFrame, and `export_all(...)` writes the whole set. Static images need a
+Chromium (kaleido 1.x has none of its own); where none can be found `render` raises NoBrowser with a one-line fix, and
+HTML, CSV and the ZIP without images still work.
 Nothing here computes anything new: it lays out what the engine recorded.
 """
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import re
 import shutil
 import threading
-import warnings
 import zipfile
 
 import numpy as np
@@ -32,7 +33,9 @@ FORMATS = DEFAULT_FORMATS + ANIMATION_FORMATS
 IMAGE_FORMATS = ("png", "svg", "pdf")
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "html": "text/html",
         "csv": "text/csv", "zip": "application/zip", "gif": "image/gif", "mp4": "video/mp4"}
-PNG_SCALE = 3  # the figure's own layout size, 3x the pixels: crisp on any projector (SVG and PDF are vectors)
+PNG_SCALE = 2  # the figure's layout size (1280x720 for slides) at 2x, 2560x1440: never upscaled on a 720p or 1080p
+# projector, sharp on HiDPI laptops and when cropped; 3x (4K) made PNGs 1.7x larger and slower to draw, and a 4K
+# screen is better served by the SVG or PDF (vectors)
 HTML_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud"],
                "toImageButtonOptions": {"format": "svg", "scale": 3}}
 NO_BROWSER_HINT = ("static images (PNG/SVG/PDF/GIF/MP4) need Chromium: install Debian's package "
@@ -81,11 +84,12 @@ def figures(probes: dict, runs: dict | None, cfg: Config, style: plots.Style = p
 
 # ---- rendering --------------------------------------------------------------------------------------------------
 
+TABS = min(4, max(2, os.cpu_count() or 2))  # kaleido tabs in the one browser, one per core (2 to 4): kaleido reloads
+# a tab's page after every image (about half of each image's time), and meanwhile another tab draws; on 2 cores two
+# tabs drew a scene's 24 images 1.3-1.4x faster than one (benchmarks/results/export.md), three or four no faster
+RENDER_TIMEOUT = 90  # s for any one image (kaleido's default): a hung tab fails the export instead of freezing it
 _server_lock = threading.Lock()
-_server_started = False
-# kaleido's sync server is one browser shared by the process, and it is not safe to call from two threads: unguarded,
-# concurrent downloads got each other's figures and formats. One render at a time (each takes ~0.3 s).
-_render_lock = threading.Lock()
+_browser = None  # (event loop, kaleido.Kaleido) once started: one Chromium per process, shared by every thread
 
 
 def chromium() -> str | None:
@@ -95,22 +99,97 @@ def chromium() -> str | None:
 
 
 def start_browser() -> None:
-    """Start kaleido's browser once per process (~2 s); every figure after that takes a fraction of a second."""
-    global _server_started
+    """Start kaleido's browser once per process (~2 s); every figure after that takes a fraction of a second.
+    Kaleido is asyncio: its browser lives on an event loop in a daemon thread of its own, and every render (from any
+    thread) is a coroutine sent there. Each waits for a free tab of kaleido's queue and gets its own answer back, so
+    threads need no lock (kaleido's own sync server has one shared answer queue: concurrent calls swapped figures)."""
+    global _browser
     with _server_lock:
-        if _server_started:
+        if _browser is not None:
             return
         if chromium() is None:
             raise NoBrowser(NO_BROWSER_HINT)
+        import asyncio
+
         import kaleido
+
+        async def open_browser():
+            return await kaleido.Kaleido(n=TABS, timeout=RENDER_TIMEOUT)
+
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="gradlab-kaleido", daemon=True).start()
         try:
-            kaleido.start_sync_server(silence_warnings=True)
+            k = asyncio.run_coroutine_threadsafe(open_browser(), loop).result()
         except Exception as e:  # a broken browser install: say so, in one line
+            loop.call_soon_threadsafe(loop.stop)
             raise NoBrowser(f"could not start Chromium for static export ({type(e).__name__}: {e}); {NO_BROWSER_HINT}") from None
-        _server_started = True
+        _browser = (loop, k)
+        atexit.register(_stop_browser)
+
+
+def _stop_browser() -> None:
+    """Close Chromium at exit (kaleido also removes its page's temporary folder then)."""
+    global _browser
+    with _server_lock:
+        if _browser is None:
+            return
+        loop, k = _browser
+        _browser = None
+    import asyncio
+    try:
+        asyncio.run_coroutine_threadsafe(k.close(), loop).result(timeout=10)
+    except Exception:  # noqa: BLE001 (exiting: a browser that will not close is killed with the process)
+        pass
+    loop.call_soon_threadsafe(loop.stop)
 
 
 PLOTLY_JS = "plotly.min.js"  # the one copy an export folder's HTML files share
+
+
+def image_spec(fig: go.Figure | dict, fmt: str, size: tuple[int, int] | None = None) -> tuple[dict, dict]:
+    """(figure dict, kaleido's options) for one static image: the figure's own layout size unless `size` is given,
+    PNG at PNG_SCALE, vectors at 1. An animated figure is drawn as its still (the finished pass, no controls)."""
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"format {fmt!r} is not one of {', '.join(IMAGE_FORMATS)}")
+    if isinstance(fig, go.Figure):
+        fig = animation.still(fig)
+        w, h = size or (fig.layout.width or 1200, fig.layout.height or 520)
+        fig = fig.to_dict()
+    else:  # a dict made for kaleido (animation.stills): drawn as it is
+        lay = fig.get("layout", {})
+        w, h = size or (lay.get("width") or 1200, lay.get("height") or 520)
+    return fig, {"format": fmt, "width": w, "height": h, "scale": PNG_SCALE if fmt == "png" else 1}
+
+
+def render_images(specs: list[tuple[dict, dict]]) -> list[bytes]:
+    """Many static images at once (image_spec's), in order: kaleido hands them to its tabs as they come free.
+    The bytes are those one render at a time gives (tests/test_export)."""
+    return _result(_submit(specs))
+
+
+def _submit(specs: list[tuple[dict, dict]]):
+    """Start rendering in the browser's thread; returns a concurrent.futures.Future of the list of bytes."""
+    start_browser()
+    import asyncio
+    loop, k = _browser
+
+    async def batch():
+        tasks = [asyncio.ensure_future(k.calc_fig(fig, opts=opts)) for fig, opts in specs]
+        try:
+            return await asyncio.gather(*tasks)
+        finally:  # one image failed, or the caller gave up: the others leave the tabs at once
+            for t in tasks:
+                t.cancel()
+
+    return asyncio.run_coroutine_threadsafe(batch(), loop)
+
+
+def _result(future) -> list[bytes]:
+    try:
+        return future.result()
+    except BaseException:  # e.g. Ctrl-C, or Streamlit stopping a rerun: no orphan renders left queued
+        future.cancel()
+        raise
 
 
 def render(fig: go.Figure, fmt: str, plotlyjs: bool | str = True) -> bytes:
@@ -122,12 +201,7 @@ def render(fig: go.Figure, fmt: str, plotlyjs: bool | str = True) -> bytes:
         return animation.encode(fig, fmt)
     if fmt not in IMAGE_FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-    start_browser()
-    fig = animation.still(fig)  # an animated figure's still: the finished pass, without play button and slider
-    w, h = fig.layout.width or 1200, fig.layout.height or 520
-    with _render_lock, warnings.catch_warnings():  # plotly warns that kaleido's options are ignored once its
-        warnings.simplefilter("ignore", UserWarning)  # server runs: expected
-        return pio.to_image(fig, format=fmt, width=w, height=h, scale=PNG_SCALE if fmt == "png" else 1)
+    return render_images([image_spec(fig, fmt)])[0]
 
 
 # ---- data -------------------------------------------------------------------------------------------------------
@@ -166,17 +240,36 @@ def export_all(probes: dict, runs: dict | None, cfg: Config, formats=DEFAULT_FOR
             want_images = []
     jobs = [(p, f) for p in figs for f in formats
             if (f in want_images and (f not in ANIMATION_FORMATS or figs[p].frames)) or f == "html"]
-    for i, (panel, fmt) in enumerate(jobs, 1):
-        files[file_name(panel, cfg, fmt)] = render(figs[panel], fmt, plotlyjs)
-        if progress:
-            progress(i, len(jobs), file_name(panel, cfg, fmt))
-    if "csv" in formats:
-        for panel, df in tables(probes, runs).items():
-            files[f"data/{file_name(panel, cfg, 'csv')}"] = csv_bytes(df)
-    for c, p in (probes if bundles else {}).items():  # at T = 1000 an LSTM's bundle is ~100 MB: optional
-        files[f"bundles/probe_{c}.npz"] = _bundle_bytes(p)
-    for c, r in ((runs or {}) if bundles else {}).items():
-        files[f"bundles/run_{c}.npz"] = _bundle_bytes(r)
+    # every PNG/SVG/PDF goes to kaleido's tabs in one batch (all tabs busy), and the HTML, the data and the bundles
+    # are made here while the browser draws
+    stills = [(p, f) for p, f in jobs if f in IMAGE_FORMATS]
+    drawn = {p: animation.still(figs[p]).to_dict() for p in dict.fromkeys(p for p, _ in stills)}  # one per figure
+    pending = _submit([image_spec(drawn[p], f) for p, f in stills]) if stills else None
+    try:
+        done = 0
+        for panel, fmt in jobs:
+            if fmt not in IMAGE_FORMATS:
+                files[file_name(panel, cfg, fmt)] = render(figs[panel], fmt, plotlyjs)
+                done += 1
+                if progress:
+                    progress(done, len(jobs), file_name(panel, cfg, fmt))
+        if "csv" in formats:
+            for panel, df in tables(probes, runs).items():
+                files[f"data/{file_name(panel, cfg, 'csv')}"] = csv_bytes(df)
+        for c, p in (probes if bundles else {}).items():  # at T = 1000 an LSTM's bundle is ~100 MB: optional
+            files[f"bundles/probe_{c}.npz"] = _bundle_bytes(p)
+        for c, r in ((runs or {}) if bundles else {}).items():
+            files[f"bundles/run_{c}.npz"] = _bundle_bytes(r)
+        if pending:
+            if progress:
+                progress(done, len(jobs), f"{len(stills)} images")
+            for (panel, fmt), data in zip(stills, _result(pending)):
+                files[file_name(panel, cfg, fmt)] = data
+            if progress:
+                progress(len(jobs), len(jobs), f"{len(stills)} images")
+    finally:
+        if pending:
+            pending.cancel()  # no-op when finished; stops the renders when something above failed
     files["config.json"] = (json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n").encode()
     if url:
         files["url.txt"] = (url + "\n").encode()
@@ -190,12 +283,9 @@ def plotly_js() -> bytes:
 
 
 def _bundle_bytes(rec) -> bytes:
-    import tempfile
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "b.npz")
-        rec.save(path)
-        with open(path, "rb") as fh:
-            return fh.read()
+    buf = io.BytesIO()
+    rec.save(buf)
+    return buf.getvalue()
 
 
 def sweep_files(df: pd.DataFrame, stem: str, formats=DEFAULT_FORMATS,

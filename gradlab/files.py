@@ -4,7 +4,8 @@ A temporary file is created next to the target with an unpredictable name (tempf
 follows a planted link or overwrites anything), filled, flushed to disk and renamed over the target in one step. A
 failure (a full disk, an interruption) removes the temporary file and leaves the target as it was, and the error
 names the user's file, not the temporary one. `locked` serialises read-modify-write cycles on one file across
-processes (two sweeps writing the same output keep every row). Standard library only.
+processes (two sweeps writing the same output keep every row). `shipped` finds the data files that come with the
+package. Standard library only.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import contextlib
 import fcntl
 import os
 import tempfile
+from importlib import resources
+from pathlib import Path
 from typing import Callable, Iterator
 
 
@@ -63,3 +66,9 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def shipped(name: str) -> Path:
+    """A data file that comes with gradlab (gradlab/data/NAME), wherever the package is installed."""
+    # gradlab is installed as plain files, never zipped, so this is a real path that pandas and os.stat can open
+    return Path(os.fspath(resources.files("gradlab") / "data" / name))

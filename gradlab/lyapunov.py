@@ -219,7 +219,7 @@ def _exponents(probe, k: int, m: int) -> np.ndarray:
 
 def mean_rate(g: np.ndarray, end: int, start: int = 0) -> float:
     """The measured average per-step rate of a profile between step `start` (0, or where a truncation's cut lets
-    the gradient begin) and `end` (the last step with a loss, analysis.loss_end): (g[start] / g[end]) **
+    the gradient begin) and `end` (the last step with a loss, tasks.loss_end): (g[start] / g[end]) **
     (1 / (end - start)), what the top Lyapunov factor predicts. nan unless both are positive and finite and
     end > start."""
     g0, ge = float(g[start]), float(g[end])

@@ -9,9 +9,11 @@ from the measurement by gradlab.analysis, never typed here.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import plotly.graph_objects as go
 
 from . import plots, tables
@@ -26,6 +28,13 @@ class Panel:
     table: Callable[[dict], object]  # records -> DataFrame, or None where the records have nothing to tabulate
     training: bool = False  # needs trained runs (records are Runs); otherwise draws any record's `.latest`
     cells: tuple[str, ...] = plots.CELLS  # the cells it can draw; it is shown when any of them is present
+    # Whether the figure reads analysis.summary (and so the Lyapunov spectrum, the slowest number drawn): the dashboard
+    # draws the panels that do not while the spectrum is computed on another core. Speed only: a panel that reads it
+    # anyway computes it itself (tests/test_panels_speed.py checks the declaration).
+    summary: bool = True
+    # What of each record the figure draws, when that is less than the whole record: the figure is then cached by it
+    # (drawn(), below), so a control that does not change it (T, for the matrix's spectrum) does not redraw it.
+    draws: Callable[[object], tuple] | None = None
 
 
 PANELS: tuple[Panel, ...] = (
@@ -59,7 +68,7 @@ PANELS: tuple[Panel, ...] = (
           "steps that hold the information (grey bars: how many sequences of the batch have it at that step). Where "
           "the curve is orders of magnitude below its value near the loss, training gets almost no signal from "
           "those inputs.",
-          plots.grad_x, tables.grad_x),
+          plots.grad_x, tables.grad_x, summary=False),
     Panel("whh_share", "Which steps the weight update hears",
           "Each step t adds one term to the gradient of the recurrent matrix, (dL/da_t)^T h_(t-1), where a_t is the "
           "step's pre-activation. The curve is "
@@ -86,19 +95,19 @@ PANELS: tuple[Panel, ...] = (
           "forget gate scales the cell state, and along the direct cell path its gradient, at every step; the "
           "product of f over time (bottom right, averaged over batch and units) approximates what that path alone "
           "would carry back.",
-          plots.gates, tables.gates, cells=("lstm",)),
+          plots.gates, tables.gates, cells=("lstm",), summary=False),
     Panel("spectrum", "Spectrum of the recurrent matrix",
           "The eigenvalues and singular values of W_hh alone, per gate block for the LSTM. They describe the "
           "gradient only in special cases: rho^k is a linear RNN's long-run rate, and for a tanh or ReLU RNN "
           "sigma_max < 1 guarantees vanishing (Pascanu et al. 2013). Along a real trajectory the nonlinearity's "
           "slopes change the picture, which is why the Lyapunov spectrum, not this one, predicts the measured rate.",
-          plots.spectrum, tables.spectrum),
+          plots.spectrum, tables.spectrum, summary=False, draws=lambda r: (r.latest.params["weight_hh_l0"],)),
     Panel("unrolled", "The network unrolled in time",
           "Each circle is a hidden state h_t (and, for the LSTM, a cell state c_t), coloured by the gradient that "
           "reaches it: the whiteboard picture of backpropagation through time. Press play to replay the backward pass "
           "from the loss back to step 1: a circle fills in once every later step has been processed, because only "
           "then is its gradient complete, and it never changes afterwards; a hollow circle is not computed yet.",
-          plots.unrolled, tables.unrolled),
+          plots.unrolled, tables.unrolled, summary=False),
 )
 BY_NAME = {p.name: p for p in PANELS}
 
@@ -116,6 +125,24 @@ def figure(name: str, records: dict, style: plots.Style = plots.Style()) -> go.F
     fig = plots.decade_ticks(plots.legends_by_column(p.figure(records, style)))
     fig.update_layout(title=dict(text=p.title, x=0.01))
     return fig
+
+
+def drawn(name: str, records: dict) -> str | None:
+    """A digest of what the panel's figure draws of these records (its `draws`, per cell), or None when it draws
+    the whole record: equal digests, equal figures (for one style)."""
+    reads = BY_NAME[name].draws
+    if reads is None:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    for c in plots.CELLS:
+        if records.get(c) is None:
+            continue
+        h.update(c.encode())
+        for a in reads(records[c]):
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.data)
+    return h.hexdigest()
 
 
 def table(name: str, records: dict):

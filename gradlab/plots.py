@@ -8,6 +8,8 @@ parameters' probe), training panels draw the Run itself. Titles and captions liv
 """
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,15 +96,141 @@ def _template(theme: str) -> go.layout.Template:
 TEMPLATES = {theme: _template(theme) for theme in THEMES}
 
 
+def _use_template(fig: go.Figure, theme: str) -> go.Figure:
+    """fig with the theme's template, set as plotly sets its default template: without validating it again (it was
+    validated when built, and validating its hundreds of properties took ~17 ms of every figure)."""
+    lay = fig.layout
+    lay._validate = False
+    try:
+        lay.template = TEMPLATES[theme]
+    finally:
+        lay._validate = fig._validate
+    return fig
+
+
 def _layout(fig: go.Figure, style: Style, legend_y: float = -0.2) -> go.Figure:
     w, h = style.size
+    _use_template(fig, style.theme)
     # legends a step smaller than the axes: they carry two lines per approximation and must fit under each plot
-    fig.update_layout(template=TEMPLATES[style.theme], width=w, height=h, font=dict(size=style.font),
+    fig.update_layout(width=w, height=h, font=dict(size=style.font),
                       legend=dict(orientation="v", yanchor="bottom", y=0, yref="container", x=0,
                                   font_size=round(style.font * 0.8)),
                       margin=dict(l=70, r=30, t=90, b=60))
     fig.update_annotations(font_size=style.font)
     return fig
+
+
+# ---- figures as plotly's JSON -------------------------------------------------------------------------------------
+# The probe panels assemble their figure as the dict plotly.js reads (a Spec) and validate it once, at the end: plotly's
+# incremental API (make_subplots, add_trace(row=, col=), update_xaxes, ...) validates every property at every call,
+# which made a dashboard redraw spend about 0.4 s building its figures; one validation of the finished dict costs a
+# few ms. The figures are the same: tests/test_panels_speed.py compares each with the incremental reference.
+
+_GRIDS: dict[str, tuple[dict, dict]] = {}  # make_subplots' layout and axis names per grid shape (its titles apart)
+
+
+def _grid(titles: list[str], **kw) -> tuple[dict, dict]:
+    """make_subplots(subplot_titles=titles, **kw) as (layout dict without template, {(row, col, secondary_y): (xaxis
+    name, yaxis name)}). Computed once per shape: the titles are put in afterwards (their positions do not depend on
+    their text; an empty title gets no annotation, as in make_subplots)."""
+    key = json.dumps([[bool(t) for t in titles], kw], sort_keys=True)
+    if key not in _GRIDS:
+        holders = [f"\x00{i}" if t else "" for i, t in enumerate(titles)]
+        fig = make_subplots(subplot_titles=holders, **kw)
+        layout = fig.to_dict()["layout"]
+        layout.pop("template", None)
+        refs = {}
+        for r in range(1, kw.get("rows", 1) + 1):
+            for c in range(1, kw.get("cols", 1) + 1):
+                for secondary in (False, True):
+                    sub = fig.get_subplot(r, c, secondary_y=secondary)  # None where spanned or not enabled
+                    if sub is not None:
+                        refs[(r, c, secondary)] = (sub.xaxis.plotly_name, sub.yaxis.plotly_name)
+        _GRIDS[key] = (layout, refs)
+    layout, refs = _GRIDS[key]
+    layout = copy.deepcopy(layout)
+    for a in layout.get("annotations", ()):
+        if a.get("text", "").startswith("\x00"):
+            a["text"] = titles[int(a["text"][1:])]
+    return layout, refs
+
+
+def _merge(into: dict, update: dict) -> dict:
+    """Nested dicts merged key by key, anything else replaced: what plotly's update does to a figure's dict."""
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = copy.deepcopy(v) if isinstance(v, dict) else v
+    return into
+
+
+class Spec:
+    """A figure under construction as plain dicts (traces, layout), validated once by `figure`. Subplots are addressed
+    as in plotly's make_subplots (row, col, secondary_y); a figure without a grid has one plot, addressed by None."""
+
+    def __init__(self, style: Style, titles: list[str] | None = None, **grid):
+        self.style = style
+        self.data: list[dict] = []
+        if titles is None and not grid:
+            self.layout, self.refs = {}, {}
+        else:
+            self.layout, self.refs = _grid(titles or [], **grid)
+        w, h = style.size
+        # legends a step smaller than the axes: they carry two lines per approximation and must fit under each plot
+        _merge(self.layout, dict(width=w, height=h, font=dict(size=style.font),
+                                 legend=dict(orientation="v", yanchor="bottom", y=0, yref="container", x=0,
+                                             font=dict(size=round(style.font * 0.8))),
+                                 margin=dict(l=70, r=30, t=90, b=60)))
+        for a in self.layout.get("annotations", ()):
+            _merge(a, {"font": {"size": style.font}})
+
+    def ref(self, col: int | None, row: int = 1, secondary_y: bool = False) -> tuple[str, str] | None:
+        return None if col is None else self.refs[(row, col, secondary_y)]
+
+    def add(self, trace: dict, col: int | None = None, row: int = 1, secondary_y: bool = False) -> None:
+        ref = self.ref(col, row, secondary_y)
+        if ref is not None:
+            trace = {**trace, "xaxis": "x" + ref[0][5:], "yaxis": "y" + ref[1][5:]}
+        self.data.append(trace)
+
+    def axes(self, letter: str, col: int | None = None, row: int = 1, secondary_y: bool = False, **props) -> None:
+        """Update one subplot's x or y axis, or (col None, on a grid) every axis of that letter, as update_xaxes."""
+        props = _props(props)
+        if col is not None:
+            names = [self.ref(col, row, secondary_y)[0 if letter == "x" else 1]]
+        elif self.refs:
+            names = [k for k in self.layout if k.startswith(letter + "axis")]
+        else:
+            names = [letter + "axis"]
+        for n in names:
+            _merge(self.layout.setdefault(n, {}), props)
+
+    def update(self, **props) -> None:
+        _merge(self.layout, _props(props))
+
+    def shape(self, **props) -> None:
+        self.layout.setdefault("shapes", []).append(_props(props))
+
+    def annotate(self, **props) -> None:
+        self.layout.setdefault("annotations", []).append(_props(props))
+
+    def figure(self) -> go.Figure:
+        return _use_template(go.Figure({"data": self.data, "layout": self.layout}), self.style.theme)
+
+
+def _props(props: dict) -> dict:
+    """plotly's magic underscores (title_text -> {"title": {"text": ...}}) spelled out, None values dropped."""
+    out: dict = {}
+    for k, v in props.items():
+        if v is None:
+            continue
+        *path, last = k.split("_")  # plotly's attribute names have no underscores of their own
+        d = out
+        for part in path:
+            d = d.setdefault(part, {})
+        d[last] = _props(v) if isinstance(v, dict) else v
+    return out
 
 
 def _frame(records: dict, style: Style, titles=None, legend_y: float = -0.2, **kw) -> tuple[go.Figure, list[str]]:
@@ -112,6 +240,16 @@ def _frame(records: dict, style: Style, titles=None, legend_y: float = -0.2, **k
     _layout(fig, style, legend_y)
     if any(BR in t for t in titles):  # a second line (truncated BPTT's cut) needs room under the figure's title
         fig.update_layout(margin_t=90 + round(1.4 * style.font))
+    return fig, cells
+
+
+def _spec_frame(records: dict, style: Style, titles=None, **kw) -> tuple[Spec, list[str]]:
+    """_frame as a Spec: one column of subplots per cell, titled by the cell's settings."""
+    cells = _cells(records)
+    titles = titles or [_cell_title(records[c]) for c in cells]
+    fig = Spec(style, titles, rows=1, cols=max(len(cells), 1), horizontal_spacing=0.08, **kw)
+    if any(BR in t for t in titles):  # a second line (truncated BPTT's cut) needs room under the figure's title
+        fig.update(margin_t=90 + round(1.4 * style.font))
     return fig, cells
 
 
@@ -146,15 +284,14 @@ def legends_by_column(fig: go.Figure) -> go.Figure:
     if len(starts) >= 3 and base.get("font", {}).get("size"):  # three cells side by side: narrower legends, titles
         base["font"] = {**base["font"], "size": round(base["font"]["size"] * 0.85)}
         fig.update_annotations(font_size=round((lay.font.size or 14) * 0.85))
-    for i, x0 in enumerate(starts):
-        name = "legend" if i == 0 else f"legend{i + 1}"
-        fig.update_layout({name: {**base, "x": x0, "xanchor": "left"}})
+    domains = {k: round((lay[k].domain or [0, 1])[0], 3) for k in lay if k.startswith("xaxis")}
     for tr in fig.data:
-        axis = "xaxis" + (tr.xaxis or "x")[1:]
-        x0 = round((lay[axis].domain or [0, 1])[0], 3)
-        i = starts.index(x0)
+        i = starts.index(domains["xaxis" + (tr.xaxis or "x")[1:]])
         tr.legend = "legend" if i == 0 else f"legend{i + 1}"
-    fig.update_layout(showlegend=True)  # plotly.js hides a lone first legend entry by default; each column has its own
+    # one update (each one validates what it is given): the legends, and showlegend, as plotly.js hides a lone first
+    # legend entry by default while each column has its own
+    fig.update_layout({**{"legend" if i == 0 else f"legend{i + 1}": {**base, "x": x0, "xanchor": "left"}
+                          for i, x0 in enumerate(starts)}, "showlegend": True})
     return fig
 
 
@@ -193,9 +330,9 @@ def _positive(y) -> np.ndarray:
         return np.where(np.isfinite(y) & (y > 0), y, np.nan)
 
 
-def _line(fig, x, y, name, color, style, col=1, dash=None, width=1.0, **kw):
-    fig.add_trace(go.Scatter(x=x, y=_positive(y), mode="lines", name=name,
-                             line=dict(color=color, width=style.line * width, dash=dash), **kw), row=1, col=col)
+def _line(fig: Spec, x, y, name, color, style, col=1, dash=None, width=1.0, **kw):
+    fig.add(dict(type="scatter", x=x, y=_positive(y), mode="lines", name=name,
+                 line=dict(color=color, width=style.line * width, dash=dash), **kw), col)
 
 
 def _edge_markers(fig, t, g, yr, color, col, style, what, cut=None):
@@ -206,11 +343,9 @@ def _edge_markers(fig, t, g, yr, color, col, style, what, cut=None):
                                    ((g == 0) & ~before, 10 ** yr[0], "triangle-down", "exactly 0: underflowed"),
                                    (~np.isfinite(g), 10 ** yr[1], "triangle-up", "inf/nan: overflowed")):
         if mask.any():
-            fig.add_trace(go.Scatter(x=t[mask], y=np.full(mask.sum(), y), mode="markers",
-                                     marker=dict(symbol=symbol, size=6 + style.line * 2, color=color,
-                                                 line=dict(color=color, width=2)),
-                                     name=f"{what}: {mask.sum()} steps {label}", hovertemplate=f"t=%{{x}}: {label}"),
-                          row=1, col=col)
+            fig.add(dict(type="scatter", x=t[mask], y=np.full(mask.sum(), y), mode="markers",
+                         marker=dict(symbol=symbol, size=6 + style.line * 2, color=color, line=dict(color=color, width=2)),
+                         name=f"{what}: {mask.sum()} steps {label}", hovertemplate=f"t=%{{x}}: {label}"), col)
 
 
 def _times(x: float) -> str:
@@ -268,7 +403,7 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
     """||dL/dh_t|| over t (log axis) per cell, the Lyapunov prediction and the labelled approximations."""
     probes = {c: r.latest for c, r in records.items() if r is not None}
     # taller on screen: its legend says what every curve is and how far it misses, two lines per approximation
-    fig, cells = _frame(probes, style, shared_yaxes=True)
+    fig, cells = _spec_frame(probes, style, shared_yaxes=True)
     yr = _log_range(*[getattr(probes[c], k) for c in cells for k in ("grad_h_norm", "grad_c_norm", "grad_h_norm_last")])
     for col, c in enumerate(cells, 1):
         p = probes[c]
@@ -278,10 +413,12 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
         _line(fig, t, g, f"{NAMES[c]}: ||dL/dh_t|| (measured)", COLORS[c], style, col)
         _edge_markers(fig, t[:sm["end"] + 1], g[:sm["end"] + 1], yr, COLORS[c], col, style, NAMES[c], sm["cut_at"])
         if sm["cut_at"]:  # truncated BPTT: nothing of the loss reaches the steps before its chunk
-            fig.add_vrect(x0=0.5, x1=sm["cut_at"] + 0.5, fillcolor=style.grey, opacity=0.12, line_width=0,
-                          row=1, col=col)
-            fig.add_vline(x=sm["cut_at"] + 0.5, line=dict(color=style.grey, dash="dot", width=1.5), row=1, col=col)
-            fig.add_annotation(x=(sm["cut_at"] + 1) / 2, y=1, yref="y domain", xref=f"x{col if col > 1 else ''}",
+            x, y = (a[0] + a[5:] for a in fig.ref(col))  # ("xaxis2", "yaxis2") -> "x2", "y2"
+            fig.shape(type="rect", x0=0.5, x1=sm["cut_at"] + 0.5, xref=x, y0=0, y1=1, yref=f"{y} domain",
+                      fillcolor=style.grey, opacity=0.12, line_width=0)
+            fig.shape(type="line", x0=sm["cut_at"] + 0.5, x1=sm["cut_at"] + 0.5, xref=x, y0=0, y1=1, yref=f"{y} domain",
+                      line=dict(color=style.grey, dash="dot", width=1.5))
+            fig.annotate(x=(sm["cut_at"] + 1) / 2, y=1, yref="y domain", xref=f"x{col if col > 1 else ''}",
                                text=("cut: 0 from the last<br>step's loss (truncated<br>BPTT, every "
                                      if sm.get("last_only") else "cut: exactly 0<br>(truncated BPTT,<br>every ")
                                + f"{p.config.truncate} steps)",
@@ -295,10 +432,10 @@ def grad_vs_time(records: dict, style: Style = Style()) -> go.Figure:
             if k in sm["curves"]:
                 look = style.theory(k.removeprefix("theory_"))
                 _line(fig, t, sm["curves"][k], name, look[0], style, col, dash=look[1], width=0.7)
-        fig.update_xaxes(title_text="time step t", row=1, col=col)
-    fig.update_yaxes(type="log", range=yr, exponentformat="power")
-    fig.update_yaxes(title_text="gradient norm", row=1, col=1)
-    return fig
+        fig.axes("x", col, title_text="time step t")
+    fig.axes("y", type="log", range=yr, exponentformat="power")
+    fig.axes("y", 1, title_text="gradient norm")
+    return fig.figure()
 
 
 def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
@@ -306,7 +443,7 @@ def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
     the factor that keeps 1e-3 of the gradient over the sequence: how many directions survive T steps."""
     probes = {c: r.latest for c, r in records.items() if r is not None}
     cells = _cells(probes)
-    fig = _layout(go.Figure(), style)
+    fig = Spec(style)
     factors = {c: analysis.summary(probes[c])["lyapunov"] for c in cells}
     T = max((probes[c].seq_len for c in cells), default=2)
     keep = analysis.survival_factor(T)
@@ -315,29 +452,29 @@ def lyapunov(records: dict, style: Style = Style()) -> go.Figure:
         state = "(h_t, c_t)" if c == "lstm" else "h_t"  # the GRU's state is h alone, as the RNN's
         zeros = int(np.sum(f == 0))  # a factor exactly 0 has no place on a log axis: said, not silently dropped
         hidden = f", {zeros} exactly 0 (not drawn)" if zeros else ""
-        fig.add_trace(go.Scatter(x=np.arange(1, len(f) + 1) / max(len(f), 1), y=_positive(f), mode="lines+markers",
-                                 name=f"{NAMES[c]}, state {state} ({len(f)} directions{hidden}): top {f[0]:.3g}, "
-                                      f"median {np.median(f):.2g} per step", line=dict(color=COLORS[c], width=style.line),
-                                 marker=dict(size=3 + style.line), customdata=np.arange(1, len(f) + 1),
-                                 hovertemplate="direction %{customdata}: %{y:.4f} per step<extra></extra>"))
-    fig.add_hline(y=1.0, line=dict(color=style.ink, width=1))
-    fig.add_hline(y=keep, line=dict(color=style.grey, dash="dash", width=1.5))
-    fig.add_annotation(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(keep), showarrow=False,
-                       text=f"keeps 1e-3 over {T} steps: {keep:.3f} per step", font=dict(color=style.grey),
-                       bgcolor=style.veil)
-    fig.update_xaxes(title_text="direction (fraction of the state, largest factor first)", range=[0, 1.02])
-    fig.update_yaxes(type="log", exponentformat="power", title_text="gradient factor per step")
-    return fig
+        fig.add(dict(type="scatter", x=np.arange(1, len(f) + 1) / max(len(f), 1), y=_positive(f), mode="lines+markers",
+                     name=f"{NAMES[c]}, state {state} ({len(f)} directions{hidden}): top {f[0]:.3g}, "
+                          f"median {np.median(f):.2g} per step", line=dict(color=COLORS[c], width=style.line),
+                     marker=dict(size=3 + style.line), customdata=np.arange(1, len(f) + 1),
+                     hovertemplate="direction %{customdata}: %{y:.4f} per step<extra></extra>"))
+    for y, line in ((1.0, dict(color=style.ink, width=1)), (keep, dict(color=style.grey, dash="dash", width=1.5))):
+        fig.shape(type="line", x0=0, x1=1, xref="x domain", y0=y, y1=y, yref="y", line=line)  # as add_hline
+    fig.annotate(x=1, xref="paper", xanchor="right", yanchor="bottom", y=np.log10(keep), showarrow=False,
+                 text=f"keeps 1e-3 over {T} steps: {keep:.3f} per step", font=dict(color=style.grey),
+                 bgcolor=style.veil)
+    fig.axes("x", title_text="direction (fraction of the state, largest factor first)", range=[0, 1.02])
+    fig.axes("y", type="log", exponentformat="power", title_text="gradient factor per step")
+    return fig.figure()
 
 
 def cell_paths(records: dict, style: Style = Style()) -> go.Figure:
     """LSTM: ||dL/dc_t|| split, as measured, into the direct cell path (back through the forget gates only) and the
     rest (back through h_{t-1} into the gates), with the forget-gate product drawn over the direct path."""
     rec = records.get("lstm")
-    fig, _ = _frame({"lstm": rec} if rec is not None else {}, style)
+    fig, _ = _spec_frame({"lstm": rec} if rec is not None else {}, style)
     if rec is None:
-        fig.add_annotation(text="No LSTM record to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        return fig
+        fig.annotate(text="No LSTM record to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        return fig.figure()
     p = rec.latest
     t = np.arange(1, p.seq_len + 1)
     # the same looks as in grad_vs_time: measured in the LSTM's colour (dotted: the cell state), the forget-gate
@@ -354,18 +491,17 @@ def cell_paths(records: dict, style: Style = Style()) -> go.Figure:
               color, style, dash=dash)
     # the total last, on top: where one part dominates it runs along that part and would be hidden under it
     _line(fig, t, p.grad_c_norm, "||dL/dc_t|| (measured, total)", COLORS["lstm"], style, dash="dot", legendrank=1)
-    fig.update_xaxes(title_text="time step t")
-    fig.update_yaxes(type="log", exponentformat="power", title_text="cell-state gradient norm")
-    return fig
+    fig.axes("x", title_text="time step t")
+    fig.axes("y", type="log", exponentformat="power", title_text="cell-state gradient norm")
+    return fig.figure()
 
 
 def grad_x(records: dict, style: Style = Style()) -> go.Figure:
     """||dL/dx_t|| over t per cell, with grey bars counting the sequences whose information sits at step t."""
     probes = {c: r.latest for c, r in records.items() if r is not None}
     cells = _cells(probes)
-    fig = make_subplots(rows=1, cols=max(len(cells), 1), subplot_titles=[_cell_title(probes[c]) for c in cells],
-                        horizontal_spacing=0.1, specs=[[{"secondary_y": True}] * max(len(cells), 1)])
-    _layout(fig, style)
+    fig = Spec(style, [_cell_title(probes[c]) for c in cells], rows=1, cols=max(len(cells), 1), horizontal_spacing=0.1,
+               specs=[[{"secondary_y": True}] * max(len(cells), 1)])
     yr = _log_range(*[getattr(probes[c], "grad_x_norm", None) for c in cells])
     for col, c in enumerate(cells, 1):
         p = probes[c]
@@ -374,28 +510,27 @@ def grad_x(records: dict, style: Style = Style()) -> go.Figure:
         task = p.config.task if p.config else None
         if task is not None:
             count = information(task, p.x).sum(axis=1)
-            fig.add_trace(go.Bar(x=t, y=count, name="sequences whose information sits at step t (right axis)",
-                                 marker=dict(color="rgba(107,107,107,0.35)"), showlegend=col == 1,
-                                 hovertemplate="t=%{x}: %{y} sequences<extra></extra>"),
-                          row=1, col=col, secondary_y=True)
+            fig.add(dict(type="bar", x=t, y=count, name="sequences whose information sits at step t (right axis)",
+                         marker=dict(color="rgba(107,107,107,0.35)"), showlegend=col == 1,
+                         hovertemplate="t=%{x}: %{y} sequences<extra></extra>"), col, secondary_y=True)
             # the bars fill the bottom quarter: a reference for where to look, under the curve
-            fig.update_yaxes(title_text="sequences" if col == len(cells) else None, showgrid=False, tickformat="d",
-                             range=[0, 4 * max(int(count.max()), 1)], dtick=max(1, int(count.max())),
-                             row=1, col=col, secondary_y=True)
+            fig.axes("y", col, secondary_y=True, title_text="sequences" if col == len(cells) else None,
+                     showgrid=False, tickformat="d", range=[0, 4 * max(int(count.max()), 1)],
+                     dtick=max(1, int(count.max())))
         if g is None:
             continue
-        fig.add_trace(go.Scatter(x=t, y=_positive(g), mode="lines", name=f"{NAMES[c]}: ||dL/dx_t|| (measured)",
-                                 line=dict(color=COLORS[c], width=style.line)), row=1, col=col, secondary_y=False)
-        fig.update_yaxes(type="log", range=yr, exponentformat="power", row=1, col=col, secondary_y=False)
-        fig.update_xaxes(title_text="time step t", row=1, col=col)
-    fig.update_yaxes(title_text="gradient reaching the input", row=1, col=1, secondary_y=False)
-    return fig
+        fig.add(dict(type="scatter", x=t, y=_positive(g), mode="lines", name=f"{NAMES[c]}: ||dL/dx_t|| (measured)",
+                     line=dict(color=COLORS[c], width=style.line)), col)
+        fig.axes("y", col, type="log", range=yr, exponentformat="power")
+        fig.axes("x", col, title_text="time step t")
+    fig.axes("y", 1, title_text="gradient reaching the input")
+    return fig.figure()
 
 
 def whh_share(records: dict, style: Style = Style()) -> go.Figure:
     """Each step's share of the sum of ||step t's term of dL/dW_hh||: which steps the weight update hears."""
     probes = {c: r.latest for c, r in records.items() if r is not None}
-    fig, cells = _frame(probes, style, shared_yaxes=True)
+    fig, cells = _spec_frame(probes, style, shared_yaxes=True)
     for col, c in enumerate(cells, 1):
         p = probes[c]
         w = np.asarray(p.grad_whh_contrib_norm, dtype=np.float64)
@@ -406,10 +541,10 @@ def whh_share(records: dict, style: Style = Style()) -> go.Figure:
         t = np.arange(1, len(w) + 1)
         where = f"the {k} steps up to the loss" if side == "last" else f"the first {k} steps"
         _line(fig, t, share, f"{NAMES[c]}: {where}{BR}carry 99% of the terms' summed norm", COLORS[c], style, col)
-        fig.update_xaxes(title_text="time step t", row=1, col=col)
-    fig.update_yaxes(type="log", exponentformat="power")
-    fig.update_yaxes(title_text="share of the update's terms", row=1, col=1)
-    return fig
+        fig.axes("x", col, title_text="time step t")
+    fig.axes("y", type="log", exponentformat="power")
+    fig.axes("y", 1, title_text="share of the update's terms")
+    return fig.figure()
 
 
 # ---- training panels -------------------------------------------------------------------------------------------
@@ -491,16 +626,15 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     """LSTM: heatmaps (unit x time) of the input, forget and output gates for one probe sequence, the mean gate
     values over time, and the forget-gate product along the cell path."""
     rec = records.get("lstm")
-    fig = make_subplots(rows=2, cols=3, row_heights=[0.5, 0.5], vertical_spacing=0.24, horizontal_spacing=0.07,
-                        subplot_titles=["input gate i", "forget gate f", "output gate o",
-                                        "mean gate value over time", "prod of f from t+1 to T", ""],
-                        specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]])
-    _layout(fig, style)
-    fig.update_layout(margin=dict(l=70, r=30, t=90, b=60))
+    fig = Spec(style, ["input gate i", "forget gate f", "output gate o", "mean gate value over time",
+                       "prod of f from t+1 to T", ""],
+               rows=2, cols=3, row_heights=[0.5, 0.5], vertical_spacing=0.24, horizontal_spacing=0.07,
+               specs=[[{}, {}, {}], [{"colspan": 2}, None, {}]])
+    fig.update(margin=dict(l=70, r=30, t=90, b=60))
     G = rec.latest.gates if rec is not None else None
     if G is None:
-        fig.add_annotation(text="No LSTM record to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        return fig
+        fig.annotate(text="No LSTM record to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        return fig.figure()
     T, _, G4 = G.shape
     H = G4 // 4
     t = np.arange(1, T + 1)
@@ -508,24 +642,25 @@ def gates(records: dict, style: Style = Style(), sequence: int = 0) -> go.Figure
     stride = -(-T // MAX_HEATMAP_COLUMNS)  # a screen shows ~300 columns; more only slows the browser
     cols = np.arange(T - 1, -1, -stride)[::-1]
     if stride > 1:
-        fig.add_annotation(text=f"heatmaps show one step in {stride} of {T}", showarrow=False, x=1, y=1.08,
-                           xref="paper", yref="paper", xanchor="right", font=dict(color=style.grey))
+        fig.annotate(text=f"heatmaps show one step in {stride} of {T}", showarrow=False, x=1, y=1.08,
+                     xref="paper", yref="paper", xanchor="right", font=dict(color=style.grey))
     for col, k in enumerate((0, 1, 3), 1):
-        fig.add_trace(go.Heatmap(z=seq[cols, k * H:(k + 1) * H].T, x=t[cols], zmin=0, zmax=1, colorscale="Viridis",
-                                 showscale=col == 3, colorbar=dict(title="gate", len=0.5, y=0.78),
-                                 hovertemplate="t=%{x}, unit %{y}: %{z:.3f}<extra></extra>"), row=1, col=col)
-        fig.update_xaxes(title_text="time step t", row=1, col=col)
-    fig.update_yaxes(title_text="unit", row=1, col=1)
+        fig.add(dict(type="heatmap", z=seq[cols, k * H:(k + 1) * H].T, x=t[cols], zmin=0, zmax=1, colorscale="Viridis",
+                     showscale=col == 3, colorbar=dict(title=dict(text="gate"), len=0.5, y=0.78),
+                     hovertemplate="t=%{x}, unit %{y}: %{z:.3f}<extra></extra>"), col)
+        fig.axes("x", col, title_text="time step t")
+    fig.axes("y", 1, title_text="unit")
     means = G.reshape(T, G.shape[1], 4, H).mean(axis=(1, 3))
     for k, name in enumerate(GATE_NAMES):
-        fig.add_trace(go.Scatter(x=t, y=means[:, k], mode="lines", name=name,
-                                 line=dict(width=style.line, color=style.gates[k])), row=2, col=1)
-    fig.add_trace(go.Scatter(x=t, y=analysis.forget_product(G), mode="lines", name="prod f (mean over batch and units)",
-                             line=dict(width=style.line, color=style.gates[1], dash="longdash")), row=2, col=3)
-    fig.update_yaxes(type="log", exponentformat="power", row=2, col=3)
-    fig.update_xaxes(title_text="time step t", row=2, col=1)
-    fig.update_xaxes(title_text="time step t", row=2, col=3)
-    return fig
+        fig.add(dict(type="scatter", x=t, y=means[:, k], mode="lines", name=name,
+                     line=dict(width=style.line, color=style.gates[k])), 1, row=2)
+    fig.add(dict(type="scatter", x=t, y=analysis.forget_product(G), mode="lines",
+                 name="prod f (mean over batch and units)",
+                 line=dict(width=style.line, color=style.gates[1], dash="longdash")), 3, row=2)
+    fig.axes("y", 3, row=2, type="log", exponentformat="power")
+    fig.axes("x", 1, row=2, title_text="time step t")
+    fig.axes("x", 3, row=2, title_text="time step t")
+    return fig.figure()
 
 
 def spectrum(records: dict, style: Style = Style()) -> go.Figure:
@@ -534,35 +669,33 @@ def spectrum(records: dict, style: Style = Style()) -> go.Figure:
     probes = {c: r.latest for c, r in records.items() if r is not None}
     cells = _cells(probes)
     titles = [f"{NAMES[c]}: eigenvalues of W_hh" for c in cells] + ["singular values"]
-    fig = make_subplots(rows=1, cols=len(cells) + 1, subplot_titles=titles, horizontal_spacing=0.08)
-    _layout(fig, style)
+    fig = Spec(style, titles, rows=1, cols=len(cells) + 1, horizontal_spacing=0.08)
     circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
-    fig.add_trace(go.Scatter(x=circle.real, y=circle.imag, mode="lines", name="unit circle", legendgroup="circle",
-                             line=dict(color=style.grey, width=1.5), hoverinfo="skip"), row=1, col=1)
+    fig.add(dict(type="scatter", x=circle.real, y=circle.imag, mode="lines", name="unit circle", legendgroup="circle",
+                 line=dict(color=style.grey, width=1.5), hoverinfo="skip"), 1)
     for col, c in enumerate(cells, 1):
         W = probes[c].params["weight_hh_l0"]
         sp = analysis.spectrum(W)
         if col > 1:
-            fig.add_trace(go.Scatter(x=circle.real, y=circle.imag, mode="lines", legendgroup="circle", showlegend=False,
-                                     line=dict(color=style.grey, width=1.5), hoverinfo="skip"), row=1, col=col)
+            fig.add(dict(type="scatter", x=circle.real, y=circle.imag, mode="lines", legendgroup="circle",
+                         showlegend=False, line=dict(color=style.grey, width=1.5), hoverinfo="skip"), col)
         blocks = BLOCKS[c]
         for b, name in enumerate(blocks):
             e = sp["eigvals"][b]
             symbol = ("circle", "square", "diamond", "x")[b]
-            fig.add_trace(go.Scatter(x=e.real, y=e.imag, mode="markers",
-                                     name=f"{name}: rho {sp['rho'][b]:.3f}, sigma_max {sp['sigma_max'][b]:.3f}",
-                                     legendgroup=f"{c}{b}", marker=dict(color=COLORS[c], size=4 + style.line,
-                                                                        symbol=symbol, opacity=0.8)),
-                          row=1, col=col)
+            fig.add(dict(type="scatter", x=e.real, y=e.imag, mode="markers",
+                         name=f"{name}: rho {sp['rho'][b]:.3f}, sigma_max {sp['sigma_max'][b]:.3f}",
+                         legendgroup=f"{c}{b}", marker=dict(color=COLORS[c], size=4 + style.line, symbol=symbol,
+                                                            opacity=0.8)), col)
             s = sp["singvals"][b]
-            fig.add_trace(go.Scatter(x=np.arange(1, len(s) + 1), y=s, mode="lines+markers", legendgroup=f"{c}{b}",
-                                     showlegend=False, line=dict(color=COLORS[c], width=style.line * 0.6),
-                                     marker=dict(symbol=symbol)), row=1, col=len(cells) + 1)
-        fig.update_xaxes(title_text="Re", scaleanchor=f"y{col if col > 1 else ''}", row=1, col=col)
-        fig.update_yaxes(title_text="Im", row=1, col=col)
-    fig.update_xaxes(title_text="index (largest first)", row=1, col=len(cells) + 1)
-    fig.update_yaxes(title_text="singular value", row=1, col=len(cells) + 1)
-    return fig
+            fig.add(dict(type="scatter", x=np.arange(1, len(s) + 1), y=s, mode="lines+markers", legendgroup=f"{c}{b}",
+                         showlegend=False, line=dict(color=COLORS[c], width=style.line * 0.6),
+                         marker=dict(symbol=symbol)), len(cells) + 1)
+        fig.axes("x", col, title_text="Re", scaleanchor=f"y{col if col > 1 else ''}")
+        fig.axes("y", col, title_text="Im")
+    fig.axes("x", len(cells) + 1, title_text="index (largest first)")
+    fig.axes("y", len(cells) + 1, title_text="singular value")
+    return fig.figure()
 
 
 def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60, frames: int | None = None) -> go.Figure:
@@ -579,30 +712,30 @@ def unrolled(records: dict, style: Style = Style(), max_nodes: int = 60, frames:
     T = max(len(v) for v in logs.values()) if logs else 1
     # evenly spaced nodes from step 1 to the loss step, both always shown (the backward pass ends at step 1)
     idx = np.unique(np.round(np.linspace(0, T - 1, min(T, max_nodes))).astype(int))
-    fig = _layout(go.Figure(), style)
-    fig.update_layout(margin=dict(l=160, r=30, t=90, b=60), xaxis=dict(title="time step t", showgrid=False),
-                      yaxis=dict(showgrid=False, zeroline=False, tickvals=list(range(len(rows))),
-                                 ticktext=[f"{NAMES[c]} {'h_t' if k == 'grad_h_norm' else 'c_t'}" for c, k in rows],
-                                 autorange="reversed"))
+    fig = Spec(style)
+    fig.update(margin=dict(l=160, r=30, t=90, b=60), xaxis=dict(title=dict(text="time step t"), showgrid=False),
+               yaxis=dict(showgrid=False, zeroline=False, tickvals=list(range(len(rows))),
+                          ticktext=[f"{NAMES[c]} {'h_t' if k == 'grad_h_norm' else 'c_t'}" for c, k in rows],
+                          autorange="reversed"))
     if len(idx) < T:
-        fig.add_annotation(text=f"{len(idx)} of {T} steps shown, evenly spaced", showarrow=False, x=1, y=1.02, xref="paper",
-                           yref="paper", xanchor="right", yanchor="bottom", font=dict(color=style.grey))
+        fig.annotate(text=f"{len(idx)} of {T} steps shown, evenly spaced", showarrow=False, x=1, y=1.02, xref="paper",
+                     yref="paper", xanchor="right", yanchor="bottom", font=dict(color=style.grey))
     for y, (c, k) in enumerate(rows):
         v = logs.get((c, k))
         if v is None:
             continue
         t = idx + 1
         z = v[idx]
-        fig.add_trace(go.Scatter(x=t, y=np.full(len(t), y), mode="lines", line=dict(color=COLORS[c], width=1),
-                                 hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(
-            x=t, y=np.full(len(t), y), mode="markers", showlegend=False,
+        fig.add(dict(type="scatter", x=t, y=np.full(len(t), y), mode="lines", line=dict(color=COLORS[c], width=1),
+                     hoverinfo="skip", showlegend=False))
+        fig.add(dict(
+            type="scatter", x=t, y=np.full(len(t), y), mode="markers", showlegend=False,
             marker=dict(size=10 + 3 * style.line, color=np.where(np.isnan(z), np.nan, np.clip(z, lo, hi)),
                         cmin=lo, cmax=hi, colorscale="Viridis", line=dict(color=COLORS[c], width=2),
-                        showscale=y == 0, colorbar=dict(title="log10 gradient")),
+                        showscale=y == 0, colorbar=dict(title=dict(text="log10 gradient"))),
             customdata=10.0 ** z, hovertemplate="t=%{x}: %{customdata:.2e}<extra></extra>"))
     from .animation import FRAMES, animate  # imported here: animation builds on this module
-    return animate(fig, style, FRAMES if frames is None else frames)
+    return animate(fig.figure(), style, FRAMES if frames is None else frames)
 
 
 # ---- sweeps ------------------------------------------------------------------------------------------------------

@@ -10,11 +10,10 @@ import os
 import numpy as np
 
 from . import bptt
-from .analysis import loss_end, losses_at_many_steps
 from .config import Config
 from .init import GATES, init_params
 from .record import C_SPLIT, PARAM_NAMES, PROFILES, Probe, check_shapes, flag_nonfinite, load
-from .tasks import input_output_sizes, make_batch
+from .tasks import input_output_sizes, loss_end, losses_at_many_steps, make_batch
 
 
 def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -73,13 +72,20 @@ def shapes_bytes(L: int, B: int, D: int, O: int, H: int, cell: str, xent: bool, 
     batch of B, D inputs, O outputs, H hidden; xent for class targets; many for a loss at every step (a second
     backward pass); w bytes per number."""
     G = GATES[cell] * H
+    Gf = 4 * H if cell == "gru" else G  # rows of bptt's fused weights (the GRU's n has two halves)
+    C, K = bptt.CHUNK, H + D + 1
     batch = 8 * L * B * (2 * D + (1 if xent else O) + 2)  # x and the mask twice (made, then cast), y
-    # the LSTM's gates and cell states; the GRU's gates and W_hn h + b_hn
-    forward = w * (L + 1) * B * (H + D + 1) + (w * L * B * (G + H) if cell != "rnn" else 0)
+    # z = [h; x; 1] per step, the batch-major copy of h that is returned; the LSTM's gates and cell states, the GRU's
+    # gates and W_hn h + b_hn
+    held = w * L * B * (H + (G + H if cell != "rnn" else 0))
+    forward = w * (L + 1) * B * K + held
     head = w * L * B * O * (5 if xent else 2) + w * L * B * H  # read-out, loss intermediates, dL/dh from it
-    # the GRU also holds dL/d(W_ih x + b_ih) apart and five local factors per step
-    scratch = w * bptt.CHUNK * (B * (2 * G + 5 * H + D + (G + 2 * H if cell == "gru" else 0)) + G * H)
-    second = forward + w * L * B * O if many else 0  # the first pass's forward and read-out are still held
+    # one chunk's backward scratch (bptt._run's workspace): dL/da, [dL/dh from the read-out, total dL/dh], h laid out
+    # for the per-step dW_hh terms, the terms and their squares, the cells' local factors (the LSTM's dL/dc and its
+    # two parts too), and the squares of a per-step norm
+    factors = {"rnn": H, "gru": 4 * H, "lstm": 11 * H}[cell]
+    scratch = w * C * (B * (Gf + 4 * H + factors) + 2 * G * H)
+    second = held + w * L * B * O if many else 0  # the first pass's records are still held; z is scratch
     return int(batch + forward + head + scratch + second)
 
 

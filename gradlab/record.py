@@ -91,8 +91,9 @@ class Probe:
                  for a in arrays if a is not None}
         return sum(b.nbytes for b in bases.values())
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the bundle atomically (a temporary file renamed into place: no partial file on failure)."""
+    def save(self, path) -> None:
+        """Write the bundle atomically (a temporary file renamed into place: no partial file on failure), or into a
+        binary file object."""
         if self.config is not None and self.config.truncate != self.truncate:
             raise ValueError(f"truncate = {self.truncate} disagrees with the config's {self.config.truncate}")
         arrays = {
@@ -136,8 +137,13 @@ def _note_with_truncate(note: str, truncate: int) -> str:
     return json.dumps(dict(d, truncate=truncate) if isinstance(d, dict) else {"truncate": truncate, "note": note})
 
 
-def _write(path: str | os.PathLike, arrays: dict) -> None:
-    """Write atomically (files.atomic_write), so a failure leaves no partial bundle and the target untouched."""
+def _write(path, arrays: dict) -> None:
+    """Write atomically (files.atomic_write), so a failure leaves no partial bundle and the target untouched; a file
+    object (an io.BytesIO for a ZIP entry) is written directly."""
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
             np.savez(fh, **arrays)
@@ -174,8 +180,8 @@ class Run:
     stopped: dict | None = None  # {"reason", "step"} when training stopped before cfg.steps
     elapsed: float = 0.0
 
-    def save(self, path: str | os.PathLike) -> None:
-        """A run bundle: format gradlab-run/1, the same family and conventions as a probe bundle."""
+    def save(self, path) -> None:
+        """A run bundle (to a path, atomically, or a binary file object): format gradlab-run/1, the same family and conventions as a probe bundle."""
         arrays = {"format": np.array(RUN_FORMAT), "config": np.array(self.config.to_json()),
                   "loss_kind": np.array(self.loss_kind), "stopped": np.array(json.dumps(self.stopped))}
         # (elapsed time is not saved: the same Config must give the same bundle, byte for byte)

@@ -87,58 +87,69 @@ def facts(records: dict, runs: dict | None = None) -> dict:
     LAST_STEPS updates), baseline (no memory) and baseline_low (the task's lowest reference line)."""
     f: dict = {}
     for c, rec in records.items():
-        if rec is None:
-            continue
-        p = rec.latest
-        sm = analysis.summary(p)
-        g = p.grad_h_norm_last if sm.get("last_only") else p.grad_h_norm
-        end = sm["end"]
-        f.update({f"{c}_ratio": _ratio(g, end), f"{c}_rate": sm["mean_rate"], f"{c}_loss": float(p.loss),
-                  f"{c}_median": float(np.median(sm["lyapunov"])) if len(sm["lyapunov"]) else float("nan"),
-                  f"{c}_ratio_words": _words(_ratio(g, end), p.params["weight_hh_l0"].dtype,
-                                             cut=sm["cut_at"] is not None),
-                  f"{c}_lyap": float(sm["lyapunov"][0]) if len(sm["lyapunov"]) else float("nan"),
-                  f"{c}_survive": analysis.surviving(sm["lyapunov"], p.seq_len), f"{c}_n": len(sm["lyapunov"])})
-        f["T"], f["H"], f["saturated_at"] = p.seq_len, p.params["weight_hh_l0"].shape[1], SATURATED
-        f["tolerance"] = TOLERANCE
-        if c == "rnn":
-            sp = analysis.spectrum(p.params["weight_hh_l0"])
-            h = np.asarray(p.h, dtype=np.float64)
-            half = h[len(h) // 2:]
-            with np.errstate(all="ignore"):
-                flip = np.mean(np.sign(half[1:]) == -np.sign(half[:-1])) if len(half) > 1 else float("nan")
-            f.update(rnn_rho=float(sp["rho"][0]), rnn_sigma_max=float(sp["sigma_max"][0]), rnn_pattern=pattern(h),
-                     rnn_slope=float(np.mean(cells.rnn_factors(h, p.nonlinearity))),
-                     rnn_config=p.config,
-                     rnn_saturated=float(np.mean(np.abs(h) > SATURATED)), rnn_flip=float(flip),
-                     rnn_max_h=float(np.max(np.abs(h))))
-        elif c == "gru":
-            H = p.gates.shape[-1] // 3
-            f["gru_z"] = float(np.mean(p.gates[:, :, H:2 * H]))  # the update gate: how much of h each step keeps
-        else:
-            gc = p.grad_c_norm_last if sm.get("last_only") else p.grad_c_norm
-            f["lstm_c_ratio"] = _ratio(gc, end)
-            f["lstm_verdict"] = VERDICTS.get(sm["diagnosis"][0], sm["diagnosis"][0])
-            direct = getattr(p, "grad_c_direct_norm", None)
-            if direct is not None and not sm.get("last_only"):
-                with np.errstate(all="ignore"):
-                    f["lstm_direct_share"] = float(direct[0] / p.grad_c_norm[0]) if p.grad_c_norm[0] else float("nan")
-            if p.config is not None:
-                f["lstm_bf"] = p.config.forget_bias
-            H = p.gates.shape[-1] // 4
-            f["lstm_f"] = float(np.mean(p.gates[:, :, H:2 * H]))
-        f[f"{c}_cut_at"] = sm["cut_at"]  # truncated BPTT: the first step the last loss reaches (None: nothing cut)
-        f[f"{c}_cut_zero"] = bool(sm["cut_at"] is not None and np.all(p.grad_h_norm[:sm["cut_at"]] == 0))
-        if p.config is not None:
-            f["truncate"] = p.config.truncate
-        if p.config is not None and p.config.task in ("adding", "adding_hs97"):
-            f["lag_max"] = int(end - np.flatnonzero(information(p.config.task, p.x).any(axis=1))[0])
+        if rec is not None:
+            f.update(_cell_facts(c, rec.latest))
     for c, r in (runs or {}).items():
         f[f"{c}_final"] = float(np.mean(r.loss[-LAST_STEPS:])) if r.steps_done else float("nan")
         b = baselines(r.config.task, r.config.seq_len)
         f["baseline"], f["baseline_low"] = b[0].loss, b[-1].loss
         if r.config.truncate and "time_chunk_ms" not in f:  # what one update would cost if it were per chunk
             f["time_cut_ms"], f["time_full_ms"], f["time_chunk_ms"] = _pass_times(r.config)
+    return f
+
+
+def _cell_facts(c: str, p) -> dict:
+    """facts() of one cell's record p (a Probe), measured once and kept on the record, as analysis.summary is: the
+    dashboard asks for them on every rerun while a scene is open (at T = 1000, ~0.1 s each time). Never modified:
+    facts() copies them."""
+    cached = getattr(p, "_facts", None)
+    if cached is not None and cached[0] == c:
+        return cached[1]
+    f: dict = {}
+    sm = analysis.summary(p)
+    g = p.grad_h_norm_last if sm.get("last_only") else p.grad_h_norm
+    end = sm["end"]
+    f.update({f"{c}_ratio": _ratio(g, end), f"{c}_rate": sm["mean_rate"], f"{c}_loss": float(p.loss),
+              f"{c}_median": float(np.median(sm["lyapunov"])) if len(sm["lyapunov"]) else float("nan"),
+              f"{c}_ratio_words": _words(_ratio(g, end), p.params["weight_hh_l0"].dtype,
+                                         cut=sm["cut_at"] is not None),
+              f"{c}_lyap": float(sm["lyapunov"][0]) if len(sm["lyapunov"]) else float("nan"),
+              f"{c}_survive": analysis.surviving(sm["lyapunov"], p.seq_len), f"{c}_n": len(sm["lyapunov"])})
+    f["T"], f["H"], f["saturated_at"] = p.seq_len, p.params["weight_hh_l0"].shape[1], SATURATED
+    f["tolerance"] = TOLERANCE
+    if c == "rnn":
+        sp = analysis.spectrum(p.params["weight_hh_l0"])
+        h = np.asarray(p.h, dtype=np.float64)
+        half = h[len(h) // 2:]
+        with np.errstate(all="ignore"):
+            flip = np.mean(np.sign(half[1:]) == -np.sign(half[:-1])) if len(half) > 1 else float("nan")
+        f.update(rnn_rho=float(sp["rho"][0]), rnn_sigma_max=float(sp["sigma_max"][0]), rnn_pattern=pattern(h),
+                 rnn_slope=float(np.mean(cells.rnn_factors(h, p.nonlinearity))),
+                 rnn_config=p.config,
+                 rnn_saturated=float(np.mean(np.abs(h) > SATURATED)), rnn_flip=float(flip),
+                 rnn_max_h=float(np.max(np.abs(h))))
+    elif c == "gru":
+        H = p.gates.shape[-1] // 3
+        f["gru_z"] = float(np.mean(p.gates[:, :, H:2 * H]))  # the update gate: how much of h each step keeps
+    else:
+        gc = p.grad_c_norm_last if sm.get("last_only") else p.grad_c_norm
+        f["lstm_c_ratio"] = _ratio(gc, end)
+        f["lstm_verdict"] = VERDICTS.get(sm["diagnosis"][0], sm["diagnosis"][0])
+        direct = getattr(p, "grad_c_direct_norm", None)
+        if direct is not None and not sm.get("last_only"):
+            with np.errstate(all="ignore"):
+                f["lstm_direct_share"] = float(direct[0] / p.grad_c_norm[0]) if p.grad_c_norm[0] else float("nan")
+        if p.config is not None:
+            f["lstm_bf"] = p.config.forget_bias
+        H = p.gates.shape[-1] // 4
+        f["lstm_f"] = float(np.mean(p.gates[:, :, H:2 * H]))
+    f[f"{c}_cut_at"] = sm["cut_at"]  # truncated BPTT: the first step the last loss reaches (None: nothing cut)
+    f[f"{c}_cut_zero"] = bool(sm["cut_at"] is not None and np.all(p.grad_h_norm[:sm["cut_at"]] == 0))
+    if p.config is not None:
+        f["truncate"] = p.config.truncate
+    if p.config is not None and p.config.task in ("adding", "adding_hs97"):
+        f["lag_max"] = int(end - np.flatnonzero(information(p.config.task, p.x).any(axis=1))[0])
+    object.__setattr__(p, "_facts", (c, f))
     return f
 
 

@@ -218,29 +218,67 @@ def sweep(base: Config, grid: dict[str, list], seeds: list[int], out: str | None
     return df.sort_values("config", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per cell: the work of a step grows with them
+TASKS_PER_WORKER = 16  # batches of about equal work: few enough that scheduling a tiny run costs nothing, many enough
+# that the last batch to finish leaves the other workers idle for 1/16 of a worker's share at most
+START_METHOD = "forkserver"  # how the LocalCluster's worker processes start: a fresh server process imports numpy,
+# pandas and Dask once per process (~1 s) and forks every worker from it, which then imports gradlab (a preload); a
+# cluster then starts in ~0.2 s. Dask's default, spawn, imported it all again in every worker of every sweep (1.7 s to
+# start two workers here, 0.6 s more to the first result). A plain fork of this process would be faster still but
+# copies whatever runs in it (a notebook's or a dashboard's threads, numpy's BLAS thread pool).
+
+
+def _cost(cfg_json: str) -> float:
+    """A run's work, up to a constant: updates x steps in time x batch x the recurrent matmul of its cell."""
+    cfg = Config.from_json(cfg_json)
+    return float(cfg.steps + 1) * cfg.seq_len * cfg.batch * cfg.hidden * (cfg.hidden + 1) * GATES[cfg.cell]
+
+
+def batches(todo: list[str], workers: int, per_worker: int = TASKS_PER_WORKER) -> list[list[str]]:
+    """The runs as about `per_worker` tasks per worker of about equal work (_cost), the biggest runs first: a long run
+    started last would keep one worker busy while the others wait (the grid's order puts the longest T last)."""
+    costs = {j: _cost(j) for j in todo}
+    target = sum(costs.values()) / max(1, workers * per_worker)
+    out, batch, work = [], [], 0.0
+    for j in sorted(todo, key=costs.__getitem__, reverse=True):  # stable: equal costs keep the grid's order
+        batch.append(j)
+        work += costs[j]
+        if work >= target:
+            out.append(batch)
+            batch, work = [], 0.0
+    return out + ([batch] if batch else [])
+
+
+def local_cluster(workers: int | None = None):
+    """A LocalCluster for sweeps: one single-threaded worker process per core (numpy's BLAS kept to one thread in
+    each), no dashboard, quiet logs, workers started from a fork server (START_METHOD)."""
+    import logging
+
+    import dask
+    from dask.distributed import LocalCluster
+
+    # Dask's nanny makes glibc return freed memory to the OS at once (MALLOC_TRIM_THRESHOLD_=64 KiB); the engine
+    # allocates per step, so that costs page faults: measured 10% slower per run here. It and the BLAS thread counts
+    # are set before the fork server starts, which is what the workers inherit.
+    with dask.config.set({"distributed.worker.multiprocessing-method": START_METHOD,
+                          "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 2**28,
+                          "distributed.worker.preload": [__name__]}):
+        return LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
+                            dashboard_address=None, silence_logs=logging.ERROR)
+
+
 def _run(todo: list[str], varied: tuple[str, ...], scheduler, workers, collect) -> None:
     """Run every config of `todo`, handing each finished row to `collect` as it arrives."""
     if todo and scheduler == "serial":
         for j in todo:
             collect(run_one(j, varied))
     elif todo:
-        import dask
-        from dask.distributed import Client, LocalCluster, as_completed
-        cluster = None
-        if scheduler is None:
-            # Dask's nanny makes glibc return freed memory to the OS at once (MALLOC_TRIM_THRESHOLD_=64 KiB); the
-            # engine allocates per step, so that costs page faults: measured 10% slower per run here.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 2**28}):
-                cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+        from dask.distributed import Client, as_completed
+        cluster = local_cluster(workers) if scheduler is None else None
         try:
             with Client(cluster or scheduler) as client:
-                # a few tasks per worker, each a batch of runs: one task per tiny run cost more in scheduling than
-                # the run itself, and four per worker still balance uneven runs
-                n = max(1, sum(client.nthreads().values()))
-                size = max(1, len(todo) // (4 * n))
-                batches = [todo[i:i + size] for i in range(0, len(todo), size)]
-                futures = client.map(run_many, batches, varied=varied, pure=False)
+                n = max(1, sum(client.nthreads().values()))  # a remote cluster: the workers connected so far
+                futures = client.map(run_many, batches(todo, n), varied=varied, pure=False)
                 for fut in as_completed(futures):
                     for row in fut.result():
                         collect(row)

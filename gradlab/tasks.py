@@ -1,6 +1,6 @@
 """Synthetic long-dependency tasks, each exactly as published (the variant and its paper are named in its docstring).
 
-Each task is a pure function (T, B, rng) -> Batch with time-major arrays:
+Each task is a pure function (T, B, rng) -> Batch, registered in TASKS with the shortest T it fits in. Time-major:
   x (L, B, D) inputs; y (L, B, O) float targets for "mse" or (L, B) integer classes for "xent";
   y_mask (L, B), 1 where the step's loss counts. L is the array length: T for most tasks, T + 20 for copy
   (T is the lag between the symbols and their recall) and T + T // 10 for adding_hs97 (variable lengths, see there).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -34,6 +35,21 @@ class Batch:
     n_out: int  # O: output units (regression targets or classes)
     variant: str  # the published variant, to name on every plot
     baselines: list[Baseline] = field(default_factory=list)
+
+
+# What a batch's loss mask says about where the gradient starts; analysis and probe read records by these.
+def loss_end(y_mask: np.ndarray | None, T: int) -> int:
+    """The last step where any sequence's loss counts in a batch's y_mask (T, B): the anchor of every curve (later steps get no gradient)."""
+    if y_mask is None:
+        return T - 1
+    counted = np.flatnonzero(np.asarray(y_mask).any(axis=1))
+    return int(counted[-1]) if len(counted) else T - 1
+
+
+def losses_at_many_steps(y_mask: np.ndarray | None) -> bool:
+    """True when some sequence has a loss at more than one step (copy): the profile then mixes each step's own
+    loss with the gradient arriving from later steps, and a decay rate or a vanishing verdict does not apply."""
+    return y_mask is not None and bool((np.asarray(y_mask).sum(axis=0) > 1).any())
 
 
 def adding(T: int, B: int, rng: np.random.Generator) -> Batch:
@@ -136,11 +152,24 @@ def _last_step_mask(T: int, B: int) -> np.ndarray:
     return m
 
 
-TASKS = {"adding": adding, "adding_hs97": adding_hs97, "copy": copy, "temporal_order": temporal_order, "latch": latch}
+@dataclass(frozen=True)
+class Task:
+    make: Callable[[int, int, np.random.Generator], Batch]
+    min_seq_len: int  # the shortest T its layout fits in (Config refuses shorter ones)
+
+
+# The one registry of tasks: Config's choices, the CLI's and the dashboard's come from here, in this order.
+TASKS = {
+    "adding": Task(adding, 2),  # one marker in each half
+    "adding_hs97": Task(adding_hs97, 20),  # both marked steps (1..9, 1..T//2-2) well before the end marker
+    "copy": Task(copy, 1),
+    "temporal_order": Task(temporal_order, 10),  # t1 >= T//10 >= 1: the first symbol never lands on E at step 0
+    "latch": Task(latch, 1),
+}
 
 
 def make_batch(task: str, T: int, B: int, rng: np.random.Generator) -> Batch:
-    return TASKS[task](T, B, rng)
+    return TASKS[task].make(T, B, rng)
 
 
 def information(task: str, x: np.ndarray) -> np.ndarray:

@@ -125,6 +125,21 @@ def test_gif_and_mp4_are_opt_in(monkeypatch, tmp_path):
     assert seen and not {"gif", "mp4"} & set(seen[0])
 
 
+@needs_browser
+def test_frames_rendered_in_one_batch_come_back_in_order_as_drawn_alone(fig):
+    """The frames go to kaleido's tabs all at once; each must come back in its place, the picture of its own frame."""
+    from PIL import Image
+    size = (320, 176)
+    batch = animation.render_frames(fig, size)
+    alone = [export.render_images([(spec, {"format": "png", "width": size[0], "height": size[1], "scale": 1})])[0]
+             for spec in animation.stills(fig)]
+    pixels = [np.asarray(Image.open(io.BytesIO(b))) for b in batch]
+    assert len(batch) == FRAMES and pixels[0].shape[:2] == (176, 320)
+    for a, b in zip(pixels, alone):
+        np.testing.assert_array_equal(a, np.asarray(Image.open(io.BytesIO(b))))
+    assert all((p != q).any() for p, q in zip(pixels, pixels[1:]))  # every frame moves the pass on
+
+
 @pytest.fixture(scope="module")
 def encoded(fig):
     if export.chromium() is None:

@@ -211,11 +211,10 @@ def test_every_scene_config_is_reachable_from_the_controls():
     import dataclasses
     from gradlab import Config
     from gradlab.scenes import SCENES
-    src = Path(APP).read_text()
     for scene in SCENES:
         for f in dataclasses.fields(Config):
             if getattr(scene.config, f.name) != getattr(Config(), f.name):
-                assert f'Control("{f.name}"' in src, (scene.name, f.name)
+                assert "ui" in f.metadata, (scene.name, f.name)
     at = app()
     for scene in SCENES:
         at.selectbox(key="scene").select(scene.name).run()
@@ -327,10 +326,9 @@ def test_the_address_bar_holds_every_setting_of_the_view():
 
 
 def dashboard_controls() -> list[str]:
-    import ast
-    src = (Path(__file__).resolve().parent.parent / "dashboard.py").read_text()
-    return [node.args[0].value for node in ast.walk(ast.parse(src))
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Control"]
+    import dataclasses
+    from gradlab import Config
+    return [f.name for f in dataclasses.fields(Config) if "ui" in f.metadata]
 
 
 @pytest.mark.parametrize("key,value", [("theme", "dark"), ("view", "present")])
@@ -342,3 +340,34 @@ def test_theme_and_view_come_from_the_url(key, value):
         assert charts(at)[0]["layout"]["template"]["layout"]["paper_bgcolor"] == "#0e1117"
     else:
         assert len(charts(at)) == 1 and at.query_params["scene"] == "vanishing"  # one scene, from the first
+
+
+def test_the_record_cache_is_bounded_by_bytes_and_still_serves_a_record_larger_than_it(monkeypatch):
+    """Least recently used records go first, with a cyclic collection after (see probe_one); a record larger than
+    the whole cache is served and kept alone, not refused."""
+    from types import SimpleNamespace
+
+    import gradlab
+    from gradlab import Config
+    src = Path(APP).read_text().rstrip()
+    assert src.endswith("main()")
+    d = {"__name__": "dashboard_cache_under_test"}
+    exec(compile(src[:-len("main()")], APP, "exec"), d)  # the module without running the page
+    d["_record_cache"].clear()
+    d["CACHE_BYTES"] = 100
+    sizes, made, collected = {10: 40, 11: 40, 12: 40, 13: 500}, [], []
+    monkeypatch.setattr(gradlab, "probe", lambda cfg: made.append(cfg.seq_len) or SimpleNamespace(
+        nbytes=sizes[cfg.seq_len]))
+    d["gc"] = SimpleNamespace(collect=lambda: collected.append(True))
+    probe = d["probe_one"]
+    first = probe(Config(seq_len=10))
+    probe(Config(seq_len=11))
+    assert probe(Config(seq_len=10)) is first and made == [10, 11] and not collected  # a hit; nothing evicted yet
+    probe(Config(seq_len=12))  # 120 bytes > 100: the least recently used, T = 11, goes
+    assert collected == [True]
+    probe(Config(seq_len=10))
+    probe(Config(seq_len=11))
+    assert made == [10, 11, 12, 11]
+    big = probe(Config(seq_len=13))
+    assert big.nbytes == 500 and probe(Config(seq_len=13)) is big and made.count(13) == 1
+    assert list(d["_record_cache"]()[0]) == [Config(seq_len=13)]

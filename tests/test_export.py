@@ -3,6 +3,7 @@ the ZIP reproducing its run, the CLI's presets, determinism, and the fallback wi
 Static images use real kaleido with a real Chromium (make test installs Debian's)."""
 import io
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_png_svg_pdf(figs, panel):
     png = export.render(fig, "png")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     w, h = struct.unpack(">II", png[16:24])
-    assert (w, h) == (fig.layout.width * 3, fig.layout.height * 3) and w * 9 == h * 16  # 16:9 at 3x
+    assert (w, h) == (fig.layout.width * export.PNG_SCALE, fig.layout.height * export.PNG_SCALE) and w * 9 == h * 16
     svg = export.render(fig, "svg").decode()
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg")
@@ -62,6 +63,39 @@ def test_png_svg_pdf(figs, panel):
     assert pdf.startswith(b"%PDF-") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page/") + \
         pdf.count(b"/Type /Page>") + pdf.count(b"/Type/Page") >= 1
 
+
+def _same_drawing(data: bytes, fmt: str) -> bytes:
+    """What two renders of one figure share: plotly.js names each plot, trace and colour bar with a random 6-hex id
+    (SVG), and Chromium stamps a PDF with the time; everything else is deterministic."""
+    if fmt == "svg":
+        ids = dict.fromkeys(re.findall(rb'(?:defs-|\btrace|\bcb)([0-9a-f]{6})\b', data))
+        for i, uid in enumerate(ids):
+            data = data.replace(uid, b"uid%02d" % i)
+        return data
+    if fmt == "pdf":
+        return re.sub(rb"/(CreationDate|ModDate) \(D:[^)]*\)", b"", data)
+    return data
+
+
+@needs_browser
+def test_a_batch_over_several_tabs_draws_what_one_render_at_a_time_draws(figs):
+    """export_all renders all its images in one batch that kaleido spreads over its tabs: every image must be the
+    one a render on its own gives (PNG: the same pixels; SVG and PDF: the same bytes, bar random ids and dates)."""
+    from PIL import Image
+    names = ["grad_vs_time", "gates", "spectrum", "unrolled", "learning"]
+    specs = [export.image_spec(figs[n], fmt) for n in names for fmt in export.IMAGE_FORMATS]
+    assert export.TABS >= 2
+    batch = export.render_images(specs)
+    alone = [export.render_images([s])[0] for s in specs]
+    for (_, opts), a, b in zip(specs, batch, alone):
+        if opts["format"] == "png":
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(a))), np.asarray(Image.open(io.BytesIO(b))))
+        else:
+            assert _same_drawing(a, opts["format"]) == _same_drawing(b, opts["format"]), opts
+    assert len({_same_drawing(a, o["format"]) for (_, o), a in zip(specs, batch)}) == len(specs)  # all different
+    files = export.export_all(*export_records(), CFG, formats=export.IMAGE_FORMATS)
+    one = export.render(export.figures(*export_records(), CFG)["grad_vs_time"], "svg")
+    assert _same_drawing(files[export.file_name("grad_vs_time", CFG, "svg")], "svg") == _same_drawing(one, "svg")
 
 @pytest.mark.parametrize("panel", list(panels.BY_NAME))
 def test_html_is_standalone_and_offline(figs, panel):
@@ -115,7 +149,7 @@ def test_zip_reproduces_the_run(records, tmp_path):
 
 def test_without_a_browser_html_csv_and_zip_still_work(records, monkeypatch):
     monkeypatch.setattr(export, "chromium", lambda: None)
-    monkeypatch.setattr(export, "_server_started", False)
+    monkeypatch.setattr(export, "_browser", None)
     with pytest.raises(export.NoBrowser, match="apt-get install chromium"):
         export.render(panels.figure("grad_vs_time", records[0]), "svg")
     files = export.export_all(records[0], None, CFG, formats=("svg", "html", "csv"))
@@ -130,15 +164,14 @@ def test_file_names_are_sanitised_and_writes_stay_inside(tmp_path):
     assert not (tmp_path / "evil.txt").exists()
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "gradlab", "export", *args], cwd=ROOT, capture_output=True, text=True)
-
-
-def test_cli_preset_is_deterministic(tmp_path):
+def test_cli_preset_is_deterministic(cli, tmp_path):
+    """Once here and once in a new interpreter (another hash seed, so no set or dict order can leak into a file)."""
     a, b = tmp_path / "a", tmp_path / "b"
-    for out in (a, b):
-        r = run_cli("--preset", "vanishing", "--out", str(out), "--formats", "csv,html", "--bundles")
-        assert r.returncode == 0, r.stderr
+    args = ["export", "--preset", "vanishing", "--formats", "csv,html", "--bundles", "--out"]
+    r = cli(*args, a)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "gradlab", *args, str(b)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     data = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix != ".html")
     assert Path("config.json") in data and Path("bundles/probe_rnn.npz") in data
     assert any(str(p).startswith("data/grad_vs_time_adding_T100_pytorch") for p in data)
@@ -147,16 +180,16 @@ def test_cli_preset_is_deterministic(tmp_path):
 
 
 @needs_browser
-def test_cli_exports_every_format_from_flags(tmp_path):
-    r = run_cli("--cell", "lstm", "--seq-len", "30", "--hidden", "8", "--out", str(tmp_path), "--formats", "svg,png")
+def test_cli_exports_every_format_from_flags(cli, tmp_path):
+    r = cli("export", "--cell", "lstm", "--seq-len", "30", "--hidden", "8", "--out", tmp_path, "--formats", "svg,png")
     assert r.returncode == 0, r.stderr
     files = {p.name for p in tmp_path.iterdir()}
     assert "grad_vs_time_adding_T30_pytorch.svg" in files and "spectrum_adding_T30_pytorch.png" in files
 
 
-def test_cli_export_errors_are_one_line():
+def test_cli_export_errors_are_one_line(cli):
     for args, words in ((["--preset", "nope"], "--preset 'nope'"), (["--formats", "bmp"], "--formats 'bmp'")):
-        r = run_cli(*args)
+        r = cli("export", *args)
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -111,7 +111,7 @@ def test_cli_refuses_in_one_line(tmp_path, capsys, args, says):
 
 def test_cli_without_chromium_says_so_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(export, "chromium", lambda: None)
-    monkeypatch.setattr(export, "_server_started", False)
+    monkeypatch.setattr(export, "_browser", None)
     assert main(["export", "--handout", str(tmp_path / "h.pdf")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--handout" in err and "apt-get install chromium" in err

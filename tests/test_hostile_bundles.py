@@ -116,18 +116,17 @@ def test_zero_sizes(arrays, tmp_path, axis):
     refused(path, "must each be at least 1|do not match|has shape")
 
 
-def test_the_cli_refuses_in_one_line(arrays, tmp_path):
+def test_the_cli_refuses_in_one_line(cli, arrays, tmp_path):
     path = tmp_path / "forged.npz"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("weight_hh_l0.npy", npy_header((400_000_000,)) + bytes(64))
     for args in (["verify", str(path)], ["probe", "--weights", str(path)]):
-        r = subprocess.run([sys.executable, "-m", "gradlab", *args], cwd=ROOT, capture_output=True, text=True)
+        r = cli(*args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and str(path) in r.stderr and "declares" in r.stderr
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000)
-    r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--config", str(deep)], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = cli("probe", "--config", deep)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "not valid JSON" in r.stderr
 
 
@@ -191,12 +190,11 @@ def test_a_run_bundle_with_deep_json_is_refused_in_one_line(tmp_path):
     refused(tmp_path / "cfg.npz", "a run bundle's config is not valid JSON")
 
 
-def test_weights_that_are_not_floating_point_name_the_file(arrays, tmp_path):
+def test_weights_that_are_not_floating_point_name_the_file(cli, arrays, tmp_path):
     path = tmp_path / "w.npz"
     np.savez(path, **{k: arrays[k].astype(bool) if k == "weight_ih_l0" else arrays[k]
                       for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")})
-    r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--seq-len", "6", "--hidden", "3", "--batch", "2",
-                        "--weights", str(path)], cwd=ROOT, capture_output=True, text=True)
+    r = cli("probe", "--seq-len", "6", "--hidden", "3", "--batch", "2", "--weights", path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert str(path) in r.stderr and "'weight_ih_l0' has boolean dtype" in r.stderr
 

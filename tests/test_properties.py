@@ -6,10 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradlab
-from gradlab.config import CELLS, DTYPES, INITS, MIN_SEQ_LEN, NONLINEARITIES, TASKS
+from gradlab import tasks
+from gradlab.config import CELLS, DTYPES, INITS, NONLINEARITIES, TASKS
 
 valid = st.builds(
-    lambda task, extra, **kw: gradlab.Config(task=task, seq_len=MIN_SEQ_LEN[task] + extra, **kw),
+    lambda task, extra, **kw: gradlab.Config(task=task, seq_len=tasks.TASKS[task].min_seq_len + extra, **kw),
     task=st.sampled_from(TASKS), extra=st.integers(0, 40),
     cell=st.sampled_from(CELLS), nonlinearity=st.sampled_from(NONLINEARITIES), hidden=st.integers(1, 12),
     batch=st.integers(1, 5), seed=st.integers(0, 2**32 - 1), init=st.sampled_from(INITS),

@@ -115,11 +115,26 @@ def test_cli_config_file_and_flags_override(tmp_path, capsys):
     (["probe", "--config", "/nonexistent.json"], "cannot read --config"),
     (["probe", "--weights", "/nonexistent.npz"], "no such file"),
 ])
-def test_cli_errors_are_one_line_exit_2(argv, words):
-    r = subprocess.run([sys.executable, "-m", "gradlab", *argv], cwd=ROOT, capture_output=True, text=True)
+def test_cli_errors_are_one_line_exit_2(cli, argv, words):
+    r = cli(*argv)
     assert r.returncode == 2
     assert words in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_python_m_gradlab_end_to_end(tmp_path):
+    """The real entry point in a new interpreter: a probe's summary on stdout, a bundle, exit 0; an error is one line
+    on stderr with exit code 2 (argparse's and gradlab's own alike). The console script: tests/test_packaging.py."""
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "gradlab", *argv], cwd=ROOT, capture_output=True, text=True)
+
+    r = run("probe", "--seq-len", "10", "--hidden", "3", "--batch", "2", "--out", str(tmp_path / "b.npz"))
+    assert r.returncode == 0 and "RNN (tanh) on adding, T=10, H=3" in r.stdout and r.stderr == "", r.stderr
+    assert gradlab.load(tmp_path / "b.npz").config == gradlab.Config(seq_len=10, hidden=3, batch=2)
+    for argv, words in ((["probe", "--seq-len", "-3"], "seq_len = -3"), (["probe", "--bogus"], "unrecognized")):
+        r = run(*argv)
+        assert r.returncode == 2 and r.stdout == "" and words in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
 def test_cli_verify_fails_on_a_mismatch(tmp_path, capsys):
@@ -130,16 +145,15 @@ def test_cli_verify_fails_on_a_mismatch(tmp_path, capsys):
     assert "MISMATCH" in capsys.readouterr().out
 
 
-def test_memory_estimate_tracks_the_real_peak_and_refuses_huge_configs():
-    import subprocess as sp
-
+def test_memory_estimate_tracks_the_real_peak_and_refuses_huge_configs(cli):
     from gradlab.probe import estimate_bytes
     cfg = gradlab.Config(cell="lstm", seq_len=1000, hidden=128, batch=32)
     # VmHWM, not ru_maxrss: a child's ru_maxrss starts from its parent's peak (fork), VmHWM is its own
     code = ("import re, gradlab\n"
             "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024\n"
             f"r0 = hwm(); gradlab.probe(gradlab.Config.from_json({cfg.to_json()!r})); print(hwm() - r0)")
-    grew = int(sp.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    grew = int(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout)
     est = estimate_bytes(cfg)
     assert 0.5 * grew < est < 2.0 * grew, (est, grew)
     huge = gradlab.Config(cell="lstm", seq_len=5000, hidden=1024, batch=4096)
@@ -147,23 +161,20 @@ def test_memory_estimate_tracks_the_real_peak_and_refuses_huge_configs():
         gradlab.probe(huge)
     with pytest.raises(ValueError, match="reduce"):
         gradlab.train(huge)
-    r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--cell", "lstm", "--seq-len", "5000", "--hidden",
-                        "1024", "--batch", "4096"], cwd=ROOT, capture_output=True, text=True)
+    r = cli("probe", "--cell", "lstm", "--seq-len", "5000", "--hidden", "1024", "--batch", "4096")
     assert r.returncode == 2 and "reduce" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_weights_that_are_not_an_npz_are_refused_in_one_line(tmp_path):
+def test_weights_that_are_not_an_npz_are_refused_in_one_line(cli, tmp_path):
     np.save(tmp_path / "w.npy", np.zeros(3))
     (tmp_path / "t.npz").write_text("not a zip")
     for path in (tmp_path / "w.npy", tmp_path / "t.npz"):
-        r = subprocess.run([sys.executable, "-m", "gradlab", "probe", "--weights", str(path)], cwd=ROOT,
-                           capture_output=True, text=True)
+        r = cli("probe", "--weights", path)
         assert r.returncode == 2 and "not a .npz" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_flags_change_a_preset(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "gradlab", "export", "--preset", "exploding", "--seq-len", "30",
-                        "--formats", "csv", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+def test_flags_change_a_preset(cli, tmp_path):
+    r = cli("export", "--preset", "exploding", "--seq-len", "30", "--formats", "csv", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "data" / "grad_vs_time_adding_T30_gaussian.csv").exists()
     saved = json.loads((tmp_path / "config.json").read_text())

@@ -11,9 +11,10 @@ import pytest
 
 import gradlab
 from gradlab import plots
+from gradlab.files import shipped
 
 sweep = importlib.import_module("gradlab.sweep")
-SHIPPED = Path(__file__).resolve().parent.parent / "gradlab" / "data" / "sweep_adding.parquet"
+SHIPPED = shipped("sweep_adding.parquet")
 ROOT = Path(__file__).resolve().parent.parent
 BASE = gradlab.Config(hidden=6, batch=4, steps=12, record_every=12)
 GRID = {"seq_len": [8, 12], "init_scale": [0.5, 1.0]}
@@ -43,10 +44,41 @@ def test_the_gru_joins_a_sweep_when_asked(tmp_path):
         sweep.configs(BASE, {"seq_len": [8]}, [0], cells=("rnn", "transformer"))
 
 
+def _worker_setup() -> tuple:
+    import sys
+    return os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS"), "gradlab.sweep" in sys.modules
+
+
 def test_local_cluster_gives_the_serial_numbers():
     serial = sweep.sweep(BASE, GRID, [0, 1], scheduler="serial")
     cluster = sweep.sweep(BASE, GRID, [0, 1], workers=2)
     pd.testing.assert_frame_equal(cluster[NUMBERS], serial[NUMBERS])
+
+
+def test_a_scheduler_address_gives_the_serial_numbers_on_warm_single_threaded_workers():
+    """The --scheduler path (a cluster started elsewhere, here sweep's own LocalCluster) gives the same rows; the
+    workers come from the fork server with gradlab imported and numpy's BLAS on one thread (one process per core)."""
+    from dask.distributed import Client
+    serial = sweep.sweep(BASE, GRID, [0], scheduler="serial")
+    with sweep.local_cluster(2) as cluster:
+        with Client(cluster) as client:
+            assert set(client.run(_worker_setup).values()) == {("1", "1", True)}
+        remote = sweep.sweep(BASE, GRID, [0], scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(remote[NUMBERS], serial[NUMBERS])
+
+
+def test_batches_hold_every_run_once_biggest_first_in_about_equal_work():
+    cfgs = [c.to_json() for c in sweep.configs(BASE.replace(steps=50), {"seq_len": [5, 10, 20, 40]}, [0, 1, 2])]
+    out = sweep.batches(cfgs, workers=2, per_worker=4)
+    assert sorted(j for b in out for j in b) == sorted(cfgs)
+    costs = [sweep._cost(j) for b in out for j in b]
+    assert costs == sorted(costs, reverse=True)  # the longest runs are handed out first
+    assert 2 * 4 <= len(out) <= 2 * 4 + 1
+    work = [sum(map(sweep._cost, b)) for b in out]
+    assert max(work) <= 2 * sum(work) / len(work)  # no batch holds much more than its share
+    lstm, rnn = (BASE.replace(cell=c).to_json() for c in ("lstm", "rnn"))
+    assert sweep._cost(lstm) == 4 * sweep._cost(rnn)
+    assert sweep.batches([rnn], workers=8) == [[rnn]]
 
 
 def test_resume_neither_redoes_nor_loses_finished_runs(tmp_path, monkeypatch):
@@ -75,27 +107,24 @@ def test_resume_neither_redoes_nor_loses_finished_runs(tmp_path, monkeypatch):
     assert len(calls) == 4  # a wider grid runs only its new points
 
 
-def test_cli_sweep_and_export(tmp_path):
+def test_cli_sweep_and_export(cli, tmp_path):
     out = tmp_path / "s.parquet"
-    r = subprocess.run([sys.executable, "-m", "gradlab", "sweep", "--hidden", "4", "--batch", "4", "--steps", "8",
-                        "--record-every", "8", "--vary", "seq_len=6,9", "--vary", "init_scale=0.5:1.5:3",
-                        "--scheduler", "serial", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    r = cli("sweep", "--hidden", "4", "--batch", "4", "--steps", "8", "--record-every", "8", "--vary", "seq_len=6,9",
+            "--vary", "init_scale=0.5:1.5:3", "--scheduler", "serial", "--out", out)
     assert r.returncode == 0, r.stderr
     df = sweep.load(str(out))
     assert sorted(df.init_scale.unique()) == [0.5, 1.0, 1.5] and len(df) == 12
     assert (tmp_path / "s.parquet.json").exists()
-    r = subprocess.run([sys.executable, "-m", "gradlab", "export", "--sweep", str(out), "--formats", "html,csv",
-                        "--out", str(tmp_path / "figs")], cwd=ROOT, capture_output=True, text=True)
+    r = cli("export", "--sweep", out, "--formats", "html,csv", "--out", tmp_path / "figs")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "figs" / "trainability_solved_s.html").exists()
     assert (tmp_path / "figs" / "data" / "sweep_s.csv").exists()
-    r = subprocess.run([sys.executable, "-m", "gradlab", "sweep", "--vary", "cell=rnn", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = cli("sweep", "--vary", "cell=rnn", "--out", out)
     assert r.returncode == 2 and "cannot vary 'cell'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_the_shipped_sweep_draws_a_map_per_cell():
-    df = sweep.load(str(ROOT / "gradlab" / "data" / "sweep_adding.parquet"))
+    df = sweep.load(str(SHIPPED))
     fig = plots.trainability_map(df, value="final_loss")
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 2

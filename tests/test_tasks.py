@@ -1,4 +1,5 @@
-"""Tasks: shapes, masks, determinism, the layout TASKS.md defines, and each baseline reproduced by simulation."""
+"""Tasks: shapes, masks, determinism, the layout gradlab/tasks.py defines (described in docs/tasks.md), and each
+baseline reproduced by simulation."""
 import math
 
 import numpy as np

@@ -28,7 +28,7 @@ def test_optimiser_decreases_the_loss_on_a_fixed_batch(optimizer, lr):
     cfg = gradlab.Config(**SMALL, optimizer=optimizer, lr=lr, clip_mode="none")
     p = gradlab.probe(cfg)
     params = {k: v.copy() for k, v in p.params.items()}
-    step = train_mod.OPTIMIZERS[optimizer](cfg, params)
+    step = train_mod.UPDATE_RULES[optimizer](cfg, params)
     losses = []
     for _ in range(60):
         out = bptt.run(params, p.x, p.y, p.y_mask, "rnn", "tanh", "mse", record=False)
@@ -41,12 +41,12 @@ def test_sgd_momentum_and_adam_follow_their_textbook_first_steps():
     params = {"w": np.array([1.0, -2.0])}
     g = {"w": np.array([0.5, 0.25])}
     cfg = gradlab.Config(optimizer="sgd", lr=0.1, momentum=0.9)
-    step = train_mod.OPTIMIZERS["sgd"](cfg, params)
+    step = train_mod.UPDATE_RULES["sgd"](cfg, params)
     step(g)
     step(g)  # buf = g, then 0.9 g + g
     np.testing.assert_allclose(params["w"], [1.0, -2.0] - 0.1 * np.array([0.5, 0.25]) * (1 + 1.9))
     params = {"w": np.array([1.0, -2.0])}
-    step = train_mod.OPTIMIZERS["adam"](gradlab.Config(lr=0.01), params)
+    step = train_mod.UPDATE_RULES["adam"](gradlab.Config(lr=0.01), params)
     step(g)  # bias-corrected Adam moves every coordinate by ~lr on its first step
     np.testing.assert_allclose(params["w"], [1.0 - 0.01, -2.0 - 0.01], rtol=1e-6)
 
@@ -165,3 +165,9 @@ def test_a_stop_at_the_first_callback_still_returns_both_cells():
     assert set(runs) == {"rnn", "lstm"}
     assert runs["rnn"].steps_done == runs["lstm"].steps_done == 1
     assert all(r.stopped for r in runs.values())
+
+
+def test_every_optimiser_the_config_accepts_has_an_update_rule():
+    """config.OPTIMIZERS is the one list of names: a name added there without a rule (or a rule without a name) fails."""
+    from gradlab.config import OPTIMIZERS
+    assert sorted(train_mod.UPDATE_RULES) == sorted(OPTIMIZERS)
