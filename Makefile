@@ -23,8 +23,9 @@ $(VENV)/.bench: requirements.txt requirements-bench.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-bench.txt
 	touch $@
 
-# One BLAS thread: the dashboard's matrices are small (B*G <= 16384), where a second thread only adds
-# synchronisation; measured here it makes the lecture demo 11% faster and far steadier (benchmarks/).
+# One BLAS thread: numpy's stacked QR for the Lyapunov spectrum is several times slower with OpenBLAS's default
+# threads (gradlab/lyapunov.py's docstring). Training is not faster with one: 13.2 s vs 12.4 s with two
+# (benchmarks/results/train.md).
 run: $(VENV)/.run
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m streamlit run dashboard.py --server.port $(PORT)
 

@@ -7,6 +7,7 @@ Run it with `make run` (or `streamlit run dashboard.py`).
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -204,7 +205,7 @@ def step_scene(delta: int) -> None:
 
 def scene_buttons(container, wide: bool = False) -> None:
     """Previous / Next, driven by a clicker's keys too. Only one set is drawn per page (a shortcut must be unique):
-    the first key of each is on the visible button, the others on buttons the page hides (see STYLE_CSS)."""
+    the first key of each is on the visible button, the others on buttons the page hides (see gradlab/data/dashboard.css)."""
     prev, nxt = container.columns(2) if wide else (container, container)
     prev.button("Previous", on_click=step_scene, args=(-1,), width="stretch", shortcut=PREVIOUS_KEYS[0],
                 key="scene_previous")
@@ -281,7 +282,7 @@ def shown_cells() -> tuple[str, ...]:
 # ---- panels ----------------------------------------------------------------------------------------------------
 
 def chart(fig, name: str, stem: str) -> None:
-    """A figure at 16:9, as large as the window allows without scrolling inside it (STYLE_CSS sizes the box)."""
+    """A figure at 16:9, as large as the window allows without scrolling inside it (dashboard.css sizes the box)."""
     camera = {**export.HTML_CONFIG["toImageButtonOptions"], "filename": stem}
     with st.container(key=f"fig_{name}"):
         st.plotly_chart(fig, theme=None, width="stretch", height="stretch", key=f"chart_{name}",
@@ -441,41 +442,20 @@ def scene_ui(scene, cfg: Config, probes: dict, runs: dict | None) -> None:
     st.info(text)
 
 
-# The page's own styling, in one place. Figures: a 16:9 box as wide as the column allows and never taller than the
-# window below Streamlit's header, so title, plot, axes and legend are on screen together at any projector size.
-STYLE_CSS = """<style>
-[class*="st-key-fig_"] {width: min(100%, calc((100vh - 96px) * 16 / 9)); aspect-ratio: 16 / 9; margin: 0 auto;
-                        min-height: 0; overflow: hidden;}
-.st-key-more_keys {display: none;}
-{lecture}
-</style>"""
-# Streamlit sets its theme once per page load (config.toml pins light), so the dark room's page colours are set here:
-# the surfaces and text Streamlit draws, in the figures' dark palette.
-DARK_CSS = """
-.stApp, [data-testid="stHeader"], [data-testid="stMain"] {background: #0e1117 !important; color: #fafafa;}
-[data-testid="stSidebar"], [data-testid="stSidebarContent"] {background: #262730 !important; color: #fafafa;}
-.stApp p, .stApp li, .stApp label, .stApp h1, .stApp h2, .stApp h3, .stApp span, .stApp summary,
-[data-testid="stCaptionContainer"], [data-testid="stWidgetLabel"] {color: #fafafa !important;}
-[data-testid="stCaptionContainer"] p {color: #c8c8c8 !important;}
-.stApp input, .stApp [data-baseweb="select"] > div, .stApp [data-testid="stNumberInputContainer"],
-.stApp button[kind], .stApp [data-testid="stExpander"] details, .stApp pre, .stApp code
-{background: #1b1f27 !important; color: #fafafa !important; border-color: #4a4f5a !important;}
-.stApp [data-testid="stAlert"] > div {background: #1b2a3a !important;}
-.stApp button[kind="primary"] {background: #0072B2 !important;}
-.stApp [data-testid="stButtonGroup"] button {background: #1b1f27 !important; color: #fafafa !important;}
-.stApp [data-testid="stButtonGroup"] button[aria-checked="true"], .stApp [data-testid="stButtonGroup"]
-button[kind*="Active"] {background: #0072B2 !important;}
-"""
-# Presenting: the scene's title and its figure share the window, so the page's top padding shrinks and the figure's
-# box leaves room for the title.
-PRESENT_CSS = """
-[data-testid="stMainBlockContainer"] {padding-top: 3.75rem !important;}
-h1 {font-size: 1.9rem !important; padding-top: 0 !important;}
-[class*="st-key-fig_"] {width: min(100%, calc((100vh - 170px) * 16 / 9)) !important;}
-"""
-# a training scene's slide also holds the Train and Stop buttons above its figure
-PRESENT_TRAIN_CSS = """[class*="st-key-fig_"] {width: min(100%, calc((100vh - 240px) * 16 / 9)) !important;}"""
-LECTURE_CSS = """html {font-size: 19px;}"""  # Streamlit sizes everything in rem: one number scales the page
+def _sections(text: str) -> dict[str, str]:
+    """dashboard.css's sections by name (each starts with a marker comment: its name between "==" signs)."""
+    parts = re.split(r"/\* == (\w+) == \*/", text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2])}
+
+
+CSS = _sections(shipped("dashboard.css").read_text())
+
+
+def page_css(style: plots.Style, present: bool, trains: bool) -> str:
+    """The page's own styling (gradlab/data/dashboard.css): the base, then what the view adds."""
+    parts = ["base", "lecture" * style.lecture, "present" * present, "present_train" * trains,
+             "dark" * (style.theme == "dark")]
+    return "<style>\n" + "\n".join(CSS[p] for p in parts if p) + "\n</style>"
 
 
 def main() -> None:
@@ -491,9 +471,7 @@ def main() -> None:
     cfg, mode, style = sidebar(present)
     scene = BY_NAME.get(st.session_state.get("scene", ""))
     trains = present and scene is not None and scene.train
-    st.html(STYLE_CSS.replace("{lecture}", (LECTURE_CSS if style.lecture else "") + (PRESENT_CSS if present else "")
-                              + (PRESENT_TRAIN_CSS if trains else "")
-                              + (DARK_CSS if style.theme == "dark" else "")))
+    st.html(page_css(style, present, trains))
     for n in notices:
         st.warning(n)
     if cfg is None:

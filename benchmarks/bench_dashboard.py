@@ -22,12 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `make run`, before numpy loads
@@ -38,7 +36,9 @@ import plotly.graph_objects as go  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the browser tests' server helper
 from report import write_table  # noqa: E402
+from serve import dashboard  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -86,12 +86,6 @@ def server_side(samples: int) -> tuple[list, list]:
     return rows, anchors
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # Installed in the page before each key press: the time of the last change inside any chart's plot (a chart that is
 # replaced rather than updated counts too: the whole main area is watched, and changes outside plots are ignored).
 WATCH = """() => {
@@ -120,21 +114,9 @@ def browser_side(samples: int, T: int = 100) -> tuple[list, list] | str:
         return "playwright is not installed (pip install -r requirements-test.txt)"
     if not CHROMIUM:
         return "no chromium on this machine (apt-get install chromium)"
-    port = free_port()
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"),
-                             "--server.headless", "true", "--server.port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     anchors, times = [], []
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
+    with dashboard(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as url:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = b.new_page(viewport={"width": 1440, "height": 900})
@@ -153,12 +135,6 @@ def browser_side(samples: int, T: int = 100) -> tuple[list, list] | str:
                 if k:
                     times.append((changed - t0) / 1e3)
             b.close()
-    finally:
-        proc.terminate()  # stopped by its own PID
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     return [(f"browser: key press to the last chart changed, T around {T} (median of {samples}, uncached)",
              statistics.median(times), 0.4)], anchors[1:]
 

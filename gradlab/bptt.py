@@ -33,7 +33,7 @@ Norms are computed scaled by the largest entry, so they stay exact far below 1e-
 above 1e154 (where they overflow); genuinely zero or non-finite values are returned as they are, never raised on.
 
 How it is fast (at H = 64 the time is the number of numpy calls and the page faults of fresh arrays, not Python's
-loop; measured in benchmarks/, facts in ../shared/PERFORMANCE.md): one matrix product per step forward (a_t = W z_t,
+loop; measured in benchmarks/, facts in docs/tasks.md): one matrix product per step forward (a_t = W z_t,
 z_t = [h_{t-1}; x_t; 1]) and one back (dL/dh_{t-1} = W_hh^T dL/da_t); every array feature-major, (T, features, B), so a
 gate block is contiguous; the sigmoid rows of W negated once, so exp(-a) is one call on all gates; the derivative
 factors and the weight gradients computed per chunk of CHUNK steps (one GEMM each); the read-out's gradient added only

@@ -76,6 +76,15 @@ def _auto(probe, m: int | None = None) -> int:
     return int(min(B, max(1, WORK_BUDGET // (max(T - 1, 1) * n * n * (m or n)))))
 
 
+def _local_steps(probe, k: int, T: int):
+    """(t, factors of t's chunk, t's index in it) for t = 1..T-1, the factors computed CHUNK steps at a time."""
+    for t0 in range(1, T, CHUNK):
+        t1 = min(T, t0 + CHUNK)
+        fac = _local(probe, k, t0, t1)
+        for j in range(t1 - t0):
+            yield t0 + j, fac, j
+
+
 def _local(probe, k: int, t0: int, t1: int) -> dict[str, np.ndarray]:
     """float64 local derivatives of steps t0..t1-1 (t >= 1) for the first k sequences, each (t1-t0, k, H) or, for
     the LSTM's i/f/g blocks, (t1-t0, k, 3, H): the same factors the engine's BPTT uses (cells.*_factors)."""
@@ -145,11 +154,8 @@ def step_jacobians(probe, sequences: int | None = None) -> np.ndarray:
     eye = np.broadcast_to(np.eye(n), (k, n, n))
     out = np.empty((k, max(T - 1, 0), n, n))
     with np.errstate(all="ignore"):  # a blown-up trajectory gives non-finite Jacobians, returned as they are
-        for t0 in range(1, T, CHUNK):
-            t1 = min(T, t0 + CHUNK)
-            fac = _local(probe, k, t0, t1)
-            for j in range(t1 - t0):
-                _apply(probe, fac, j, W, eye, out[:, t0 - 1 + j])
+        for t, fac, j in _local_steps(probe, k, T):
+            _apply(probe, fac, j, W, eye, out[:, t - 1])
     return out
 
 
@@ -195,25 +201,22 @@ def _exponents(probe, k: int, m: int) -> np.ndarray:
     logs = np.zeros((k, m))
     diag = np.arange(m)
     with np.errstate(divide="ignore"):  # log 0 = -inf is the honest answer for a lost direction
-        for t0 in range(1, T, CHUNK):
-            t1 = min(T, t0 + CHUNK)
-            fac = _local(probe, k, t0, t1)
-            for j in range(t1 - t0):
-                _apply(probe, fac, j, W, Q, Z)
-                if not Z[:, :, 0].all():  # some row is zero in column 0: structural zeros (dead units)
-                    # Householder QR keeps exact zeros exact only if no row is used before its first nonzero
-                    # column: order the rows by that column, zero rows last (P Z = Q' R gives Z = (P^T Q') R, so
-                    # only Q's rows are permuted back). Then a direction that is lost exactly gives R_ii = 0
-                    # exactly, rather than a rounding-sized 1e-17 that would pass for a strong decay.
-                    nz = Z != 0
-                    first = np.where(nz.any(axis=2), nz.argmax(axis=2), m)
-                    perm = np.argsort(first, axis=1, kind="stable")
-                    Qp, R = np.linalg.qr(np.take_along_axis(Z, perm[:, :, None], axis=1))
-                    Q = np.empty_like(Qp)
-                    np.put_along_axis(Q, perm[:, :, None], Qp, axis=1)
-                else:
-                    Q, R = np.linalg.qr(Z)
-                logs += np.log(np.abs(R[:, diag, diag]))
+        for _, fac, j in _local_steps(probe, k, T):
+            _apply(probe, fac, j, W, Q, Z)
+            if not Z[:, :, 0].all():  # some row is zero in column 0: structural zeros (dead units)
+                # Householder QR keeps exact zeros exact only if no row is used before its first nonzero
+                # column: order the rows by that column, zero rows last (P Z = Q' R gives Z = (P^T Q') R, so
+                # only Q's rows are permuted back). Then a direction that is lost exactly gives R_ii = 0
+                # exactly, rather than a rounding-sized 1e-17 that would pass for a strong decay.
+                nz = Z != 0
+                first = np.where(nz.any(axis=2), nz.argmax(axis=2), m)
+                perm = np.argsort(first, axis=1, kind="stable")
+                Qp, R = np.linalg.qr(np.take_along_axis(Z, perm[:, :, None], axis=1))
+                Q = np.empty_like(Qp)
+                np.put_along_axis(Q, perm[:, :, None], Qp, axis=1)
+            else:
+                Q, R = np.linalg.qr(Z)
+            logs += np.log(np.abs(R[:, diag, diag]))
     return logs / (T - 1)
 
 

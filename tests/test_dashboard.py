@@ -7,18 +7,12 @@ import numpy as np
 import pytest
 
 from gradlab import panels, scenes
+from serve import app
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
-
-
-def app(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at.run()
 
 
 def charts(at) -> list[dict]:
@@ -371,3 +365,18 @@ def test_the_record_cache_is_bounded_by_bytes_and_still_serves_a_record_larger_t
     big = probe(Config(seq_len=13))
     assert big.nbytes == 500 and probe(Config(seq_len=13)) is big and made.count(13) == 1
     assert list(d["_record_cache"]()[0]) == [Config(seq_len=13)]
+
+
+def test_the_page_styling_is_read_from_its_file_section_by_section():
+    """gradlab/data/dashboard.css is split at its markers: every view gets the base, and only its own additions."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"lecture": "true", "theme": "dark"})
+    at.run()
+    assert not at.exception
+    css = " ".join(el.proto.body for el in at.get("html"))
+    assert 'aspect-ratio: 16 / 9' in css and "font-size: 19px" in css and "#0e1117" in css
+    assert "100vh - 170px" not in css  # the present view's sizes stay out of the explore view
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    css = " ".join(el.proto.body for el in at.get("html"))
+    assert 'aspect-ratio: 16 / 9' in css and "font-size: 19px" not in css and "#0e1117" not in css

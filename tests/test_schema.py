@@ -1,7 +1,6 @@
 """Config is the one schema: the dashboard's controls, the values the URL may hold and the tasks' minimum lengths are
 all read from gradlab/config.py and gradlab/tasks.py, and the running app shows and round-trips exactly them."""
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from gradlab import Config, tasks
 from gradlab.config import TASKS, parse
 from gradlab.scenes import SCENES
+from serve import app
 
 UI_FIELDS = [f for f in dataclasses.fields(Config) if "ui" in f.metadata]
 WIDGET = {"select": "selectbox", "slider": "slider", "number": "number_input", "options": "select_slider"}
@@ -100,17 +100,6 @@ def test_config_imports_no_ui_library():
 
 
 # ---- the running app ---------------------------------------------------------------------------------------------
-
-APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
-
-
-def app(**query):
-    AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at.run()
-
 
 def controls(block) -> dict:
     """{field name: widget} of the controls drawn in a block, in the order they are drawn."""
