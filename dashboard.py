@@ -148,8 +148,9 @@ def check_query_params() -> list[str]:
                                f"{', '.join(plots.CELLS)}); showing {' and '.join(DEFAULT_CELLS)}.")
                 del st.query_params[key]
             continue
+        why = ""
         if key in CONTROLS:
-            value = _parsed(key, raw)
+            value, why = _parsed(key, raw)
         elif key in UI_KEYS:  # lecture=TRUE means what it says
             value = next((v for v in (raw, raw.strip().lower()) if v in UI_KEYS[key]), None)
             if key == "lecture" and value is not None:
@@ -159,7 +160,7 @@ def check_query_params() -> list[str]:
             del st.query_params[key]
             continue
         if value is None:
-            notices.append(f"URL value `{key}={raw[:40]}` is not valid here; using the default instead.")
+            notices.append(f"URL value `{key}={raw[:40]}` is not valid here{why}; using the default instead.")
             del st.query_params[key]
             continue
         if len(values) > 1:
@@ -173,12 +174,14 @@ def check_query_params() -> list[str]:
     return notices
 
 
-def _parsed(key: str, raw: str):
-    """The control's value for a URL value, or None when the control cannot hold it (config.parse says why)."""
+def _parsed(key: str, raw: str) -> tuple:
+    """(the control's value for a URL value, "") or (None, " (expected ...)") when the control cannot hold it: what
+    config.parse says is allowed, without its echo of the raw value (the notice shows that, cut to 40 characters)."""
     try:
-        return parse(key, raw)
-    except ValueError:
-        return None
+        return parse(key, raw), ""
+    except ValueError as e:
+        allowed = str(e).partition("expected ")[2]
+        return None, f" (expected {allowed})" if allowed else ""
 
 
 # ---- widgets -> Config -----------------------------------------------------------------------------------------

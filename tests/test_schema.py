@@ -154,7 +154,14 @@ def test_a_url_value_out_of_a_controls_domain_gives_one_notice_and_the_default(p
     """One of each widget kind; every value here but `he` is one Config itself accepts (only the widget cannot)."""
     at = app(**{name: raw})
     assert not at.exception
-    assert [w.value for w in at.warning] == [f"URL value `{name}={raw}` is not valid here; using the default instead."]
+    (notice,) = [w.value for w in at.warning]
+    with pytest.raises(ValueError) as e:
+        parse(name, raw)
+    allowed = str(e.value).partition("expected ")[2]  # what config.parse allows, in its words
+    assert allowed
+    assert notice == f"URL value `{name}={raw}` is not valid here (expected {allowed}); using the default instead."
+    if name == "seq_len":  # and those words say what the slider holds
+        assert "(expected an integer in [5, 1000])" in notice
     assert controls(at.sidebar)[name].value == controls(plain.sidebar)[name].value
     assert at.query_params[name] == plain.query_params[name]
 
