@@ -98,8 +98,8 @@ def animate(fig: go.Figure, style: plots.Style = plots.Style(), frames: int = FR
     # Frames of plain dicts, validated once as the frames are set (go.Scatter per trace, then go.Frame, validated every
     # trace twice: most of a dashboard redraw at T = 100).
     fig.frames = [dict(name=str(t), data=state(k), traces=traces) for k, t in enumerate(fronts)]
-    for j, tr in zip(traces, state(n - 1)):  # the base is the last frame: stills show the finished pass
-        fig.data[j].update({k: v for k, v in tr.items() if k != "type"})
+    for j, tr in zip(traces, fig.frames[-1].data):  # the base is the last frame: stills show the finished pass
+        fig.data[j].update(tr)
 
     pad = max(1.0, 0.02 * (stops[0] - stops[-1]))
     fig.update_xaxes(range=[stops[-1] - pad, stops[0] + pad], autorange=False, zeroline=False)  # fixed: no rescaling
