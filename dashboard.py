@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 import cachetools
@@ -37,9 +38,13 @@ NEXT_KEYS, PREVIOUS_KEYS = ("PageDown", "Right", "N", "Space"), ("PageUp", "Left
 # One control per Config field with a UI (its label, widget and range are declared there), in Config's order.
 CONTROLS: dict[str, UI] = {f.name: f.metadata["ui"] for f in fields(Config) if "ui" in f.metadata}
 # A select widget's displayed option is what Streamlit writes to the URL, so scenes show their short names.
+# The explore view's tabs: one per panel (its short name), then the saved sweeps. `panel` in the URL is the open one.
+SWEEP_TAB = ("sweep", "Saved sweeps")
+TABS = {p.name: p.tab for p in panels.PANELS} | dict([SWEEP_TAB])
 UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name for s in SCENES),
-           "theme": plots.THEMES, "view": VIEWS}
-UI_DEFAULTS = {"mode": MODES[0], "lecture": False, "theme": plots.THEMES[0], "view": VIEWS[0]}
+           "theme": plots.THEMES, "view": VIEWS, "panel": tuple(TABS)}
+UI_DEFAULTS = {"mode": MODES[0], "lecture": False, "theme": plots.THEMES[0], "view": VIEWS[0],
+               "panel": panels.PANELS[0].name}
 DEFAULT_CELLS = ("rnn", "lstm")  # the view the README describes; the GRU joins when asked (?cells=rnn,lstm,gru)
 
 
@@ -75,11 +80,22 @@ def _record_cache() -> tuple[_Records, threading.Lock]:
 
 def probe_cells(cfg: Config, cells: tuple[str, ...]) -> dict:
     """{cell: Probe} for the cells shown, each cached by its own Config (showing a third cell re-probes only it)."""
-    return {c: probe_one(cfg.replace(cell=c)) for c in cells}
+    return measure(cfg, cells)[0]
 
 
-def probe_one(cfg: Config):
-    store, lock = _record_cache()
+def measure(cfg: Config, cells: tuple[str, ...], spectra: bool = False) -> tuple[dict, list]:
+    """({cell: Probe}, pending): each cell probed on its own worker thread; with `spectra`, each record's summary
+    (its Lyapunov spectrum: the slowest number on the page) is started there as soon as its probe is done, and
+    `pending` holds those futures (`.result()` waits, and raises any error in the script)."""
+    cache, pool = _record_cache(), _workers()
+    jobs = {c: pool.submit(probe_one, cfg.replace(cell=c), cache) for c in cells}
+    # Queued after every probe (the pool is first in, first out), so a summary waits only on a probe already running.
+    pending = [pool.submit(lambda j=j: analysis.summary(j.result())) for j in jobs.values()] if spectra else []
+    return {c: j.result() for c, j in jobs.items()}, pending
+
+
+def probe_one(cfg: Config, cache: tuple | None = None):
+    store, lock = cache or _record_cache()  # worker threads are handed it: Streamlit's caches belong to the script
     with lock:
         p = store.get(cfg)  # a hit becomes the most recently used
     if p is not None:
@@ -113,15 +129,9 @@ def figure_of(name: str, key: str, style: plots.Style, _records: dict):
 
 @st.cache_resource(show_spinner=False)
 def _workers() -> ThreadPoolExecutor:
-    """Threads for the records' summaries: their Lyapunov spectra are the slowest numbers on the page, and numpy's QR
-    releases the GIL, so they run on another core while the script draws the panels that do not need them."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="gradlab-summary")
-
-
-def summarise(records: dict) -> list:
-    """Start every record's analysis.summary on the worker threads; `.result()` of each waits for it (and raises its
-    error, if any, in the script, where it was raised before)."""
-    return [_workers().submit(analysis.summary, r.latest) for r in records.values()]
+    """Threads for the probes and their summaries: numpy's matrix products and QR release the GIL, so the two cells
+    are measured on both cores, while the script draws what does not need them."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="gradlab-measure")
 
 
 # ---- the URL ---------------------------------------------------------------------------------------------------
@@ -194,6 +204,7 @@ def apply_scene(name: str) -> None:
     st.session_state["mode"] = MODES[1] if scene.train else MODES[0]
     st.session_state["cells"] = list(scene.cells)
     st.session_state["scene"] = name
+    st.session_state["panel"] = scene.panel  # explore opens the scene's key panel (after training, if it needs it)
 
 
 def step_scene(delta: int) -> None:
@@ -343,7 +354,7 @@ def share_url(params: dict[str, str]) -> str:
 def diagnosis_line(records: dict) -> str:
     parts = []
     for cell, rec in records.items():
-        sm = analysis.summary(rec.latest)
+        sm = analysis.measured(rec.latest)  # the verdicts only: no spectrum needed
         cell_state = f"; cell state: {sm['diagnosis_c'][1]}" if "diagnosis_c" in sm else ""
         parts.append(f"**{plots.NAMES[cell]}**: hidden state: {sm['diagnosis'][1]}{cell_state}."
                      if cell_state else f"**{plots.NAMES[cell]}**: {sm['diagnosis'][1]}.")
@@ -468,6 +479,9 @@ def main() -> None:
     st.set_page_config(page_title="gradlab: why recurrent networks forget", layout="wide",
                        initial_sidebar_state="collapsed" if big else "auto")
     notices = check_query_params()
+    for key in ("sweep_file", "sweep_value"):  # kept while their tab is closed (a widget not drawn forgets its value)
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
     present = st.session_state.get("view") == "present"
     if present and st.session_state.get("scene") not in BY_NAME:
         apply_scene(SCENES[0].name)  # presenting starts at the first scene
@@ -481,14 +495,20 @@ def main() -> None:
         return
     params = view_params(cfg)
     write_url(params)
+    # The records' summaries hold their Lyapunov spectra, the slowest numbers on the page: computed only when the
+    # scene or the panel that will be open reads them, beside the probes on the worker threads.
+    cells = shown_cells()
+    trained = mode == MODES[1] and st.session_state.get("runs", {}).get((cfg, cells))
+    will_open = panels.BY_NAME.get(opening([p.name for p in panels.shown(dict.fromkeys(cells, 1), bool(trained))]))
+    spectra = present or scene is not None or (not trained and will_open is not None and will_open.summary)
     try:
-        probes = probe_cells(cfg, shown_cells())
+        probes, pending = measure(cfg, cells, spectra)
     except Exception as e:  # never a traceback in front of a class
         st.title("Why recurrent networks forget")
         st.error(f"The engine could not run this configuration: {e}")
         return
     if present:
-        return present_ui(scene, cfg, mode, probes, style)
+        return present_ui(scene, cfg, mode, probes, pending, style)
     st.title("Why recurrent networks forget")
     scene_box = st.empty()  # filled once the view is measured: the narrative's numbers are this view's
     with st.expander("Share this view"):
@@ -502,43 +522,54 @@ def main() -> None:
     if runs and len(runs) < len(probes):
         runs = None
     records = runs or probes
+    for cell, r in (runs or {}).items():  # above the tabs: whichever is open
+        if r.stopped:
+            st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
     notes = {"grad_vs_time": "After training: the profile of the trained weights." if runs else "",
              "learning": diagnosis_line(runs) if runs else ""}
-
-    def draw(p: panels.Panel) -> None:
-        panel(p.name, panel_figure(p.name, cfg, records, probes, style), cfg, style, note=notes.get(p.name, ""),
-              data=lambda: panels.table(p.name, records))
-        if p.name == "learning":
-            for cell, r in runs.items():
-                if r.stopped:
-                    st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
-
-    shown = [(p, st.container()) for p in panels.shown(records, bool(runs))]  # each panel's place on the page
-    # At initialisation the records' summaries (their Lyapunov spectra: the slowest numbers on the page) are computed
-    # on other cores while the panels that do not read them are drawn into their places, so that the browser draws
-    # those meanwhile; the others follow, in page order, when the summaries are ready.
-    pending = summarise(probes) if not runs else []
-    early = {p.name for p, _ in shown if pending and not p.summary}
-    for p, place in shown:
-        if p.name in early:
-            with place:
-                draw(p)
+    shown = panels.shown(records, bool(runs))
+    pick = open_tab([(p.name, p.tab) for p in shown] + [SWEEP_TAB])
+    headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
     for f in pending:
         f.result()
-    headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
     if scene:
         with scene_box.container():
             scene_ui(scene, cfg, probes, runs)
-    for p, place in shown:
-        if p.name not in early:
-            with place:
-                draw(p)
+    with pick.tab:
+        if pick.name == SWEEP_TAB[0]:
+            sweep_ui(style)
+        else:
+            panel(pick.name, panel_figure(pick.name, cfg, records, probes, style), cfg, style,
+                  note=notes.get(pick.name, ""), data=lambda: panels.table(pick.name, records))
     if not runs:
-        st.subheader("Training panels")
-        st.caption(f"Switch the mode to **train** and press *{train_label(tuple(probes))}* to see "
+        st.caption(f"Switch the mode to **train** and press *{train_label(tuple(probes))}* for more tabs: "
                    + ", ".join(p.title.lower() for p in panels.PANELS if p.training) + ".")
-    sweep_ui(style)
     export_all_ui(probes, runs, cfg, style, share_url(params))
+
+
+class Tab(NamedTuple):
+    name: str  # the panel's (or "sweep")
+    tab: object  # its Streamlit tab container
+
+
+def open_tab(tabs: list[tuple[str, str]]) -> Tab:
+    """The tab bar ((name, label) each) and the open tab: only that one is drawn (Streamlit's stateful tabs rerun the
+    page when another is opened), so a slider move redraws one chart rather than every panel. The open panel is kept
+    by name in the session (and the URL), so it stays open when tabs come and go (training adds some)."""
+    names = dict(tabs)
+    containers = st.tabs(list(names.values()), key="panel_tab", default=names[opening(list(names))],
+                         on_change=_opened, args=({label: name for name, label in tabs},))
+    return next(Tab(name, c) for name, c in zip(names, containers) if c.open)
+
+
+def opening(names: list[str]) -> str:
+    """Which of these panels the tabs open: the one asked for (by the user, the URL or a scene), else the first."""
+    want = st.session_state.setdefault("panel", UI_DEFAULTS["panel"])
+    return want if want in names else names[0]
+
+
+def _opened(by_label: dict[str, str]) -> None:
+    st.session_state["panel"] = by_label[st.session_state["panel_tab"]]
 
 
 def panel_figure(name: str, cfg: Config, records: dict, probes: dict, style: plots.Style):
@@ -546,14 +577,14 @@ def panel_figure(name: str, cfg: Config, records: dict, probes: dict, style: plo
     return figure(name, cfg, tuple(probes), style) if records is probes else panels.figure(name, records, style)
 
 
-def present_ui(scene, cfg: Config, mode: str, probes: dict, style: plots.Style) -> None:
+def present_ui(scene, cfg: Config, mode: str, probes: dict, pending: list, style: plots.Style) -> None:
     """One scene: its title, its key panel as large as the window allows, its narrative; the clicker steps."""
     st.title(scene.title)
     runs = train_ui(cfg, style) if scene.train or mode == MODES[1] else None
     if runs and len(runs) < len(probes):
         runs = None
     records = runs or probes
-    for f in (summarise(probes) if not runs else []):  # the cells' spectra side by side on two cores
+    for f in pending:  # the cells' spectra, computed side by side on two cores
         f.result()
     name = scene.panel if (runs or not panels.BY_NAME[scene.panel].training) else "grad_vs_time"
     chart(panel_figure(name, cfg, records, probes, style), name, export.file_name(name, cfg, "svg")[:-4])
@@ -580,7 +611,6 @@ def sweep_figure(path: str, mtime: float, value: str, style: plots.Style):
 
 def sweep_ui(style: plots.Style) -> None:
     """The trainability map of a saved sweep: the shipped one, or any in ./sweeps (python -m gradlab sweep)."""
-    st.subheader("Saved sweeps")
     st.caption("Each square is a full training run (or the mean over seeds): did the network learn the dependency "
                "at this sequence length and initial gain? The dashed line is where the RNN's recurrent matrix has "
                "spectral radius 1. Make your own with `python -m gradlab sweep ... --out sweeps/NAME.parquet`.")

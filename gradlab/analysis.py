@@ -252,26 +252,13 @@ def summary(p) -> dict:
     cached = getattr(p, "_summary", None)
     if cached is not None:
         return cached
-    dtype = p.config.dtype if p.config else str(p.params["weight_hh_l0"].dtype)
-    out = profile_summary(p.cell, p.nonlinearity, p.params["weight_hh_l0"], p.grad_h_norm, p.grad_c_norm, p.gates,
-                          p.y_mask, dtype, p.nonfinite, p.grad_h_norm_last, p.grad_c_norm_last, p.truncate)
+    out = dict(measured(p), curves=dict(measured(p)["curves"]))  # the measurements, then the theory beside them
     g = p.grad_h_norm_last if out.get("last_only") else p.grad_h_norm
     gc = p.grad_c_norm_last if out.get("last_only") else p.grad_c_norm
+    on = gc if out["rate_on"] == "grad_c_norm" else g
     end, first = out["end"], out["first"]
-    # The LSTM's memory is its cell state, and the top factor tracks ||dL/dc_t|| best (within 1.5% over 30 runs;
-    # ||dL/dh_t|| within 4%, tests/test_lyapunov.py): its rate and prediction are on c.
-    on = gc if p.cell == "lstm" and gc is not None else g
-    out["rate_on"] = "grad_c_norm" if on is gc else "grad_h_norm"
     out["lyapunov"] = lyapunov(p)
     out["lyapunov_sequences"] = sequences_used(p)
-    if gc is not None:  # the LSTM's other state: its own verdict, said beside the hidden state's
-        single = None if not out.get("last_only") else _single(p.y_mask, end)
-        out["diagnosis_c"] = diagnose(gc, single if single is not None else p.y_mask, dtype, p.nonfinite,
-                                      p.truncate)
-    out["mean_rate"] = mean_rate(on, end, first)
-    with np.errstate(all="ignore"):
-        out["ratio"] = float(g[0] / g[end]) if g[end] else float("nan")
-        out["ratio_first"] = float(g[first] / g[end]) if g[end] else float("nan")
     if not (out["mixed"] and not out.get("last_only")):
         top = out["lyapunov"][0] if len(out["lyapunov"]) else np.nan
         out["curves"]["theory_lyapunov"] = _power_curve(on, top, end)
@@ -288,6 +275,34 @@ def summary(p) -> dict:
             out["off_at_1"]["theory_cell_path_direct"] = (float(c[first] / direct[first]) if direct[first]
                                                           else float("nan"))
     object.__setattr__(p, "_summary", out)
+    return out
+
+
+def measured(p) -> dict:
+    """The part of `summary` that is measured, without the Lyapunov spectrum and the curve drawn from it (cheap: the
+    page's verdicts need only this, and the spectrum is the slowest number drawn). Kept on the record as well."""
+    cached = getattr(p, "_measured", None)
+    if cached is not None:
+        return cached
+    dtype = p.config.dtype if p.config else str(p.params["weight_hh_l0"].dtype)
+    out = profile_summary(p.cell, p.nonlinearity, p.params["weight_hh_l0"], p.grad_h_norm, p.grad_c_norm, p.gates,
+                          p.y_mask, dtype, p.nonfinite, p.grad_h_norm_last, p.grad_c_norm_last, p.truncate)
+    g = p.grad_h_norm_last if out.get("last_only") else p.grad_h_norm
+    gc = p.grad_c_norm_last if out.get("last_only") else p.grad_c_norm
+    end, first = out["end"], out["first"]
+    # The LSTM's memory is its cell state, and the top factor tracks ||dL/dc_t|| best (within 1.5% over 30 runs;
+    # ||dL/dh_t|| within 4%, tests/test_lyapunov.py): its rate and prediction are on c.
+    on = gc if p.cell == "lstm" and gc is not None else g
+    out["rate_on"] = "grad_c_norm" if on is gc else "grad_h_norm"
+    if gc is not None:  # the LSTM's other state: its own verdict, said beside the hidden state's
+        single = None if not out.get("last_only") else _single(p.y_mask, end)
+        out["diagnosis_c"] = diagnose(gc, single if single is not None else p.y_mask, dtype, p.nonfinite,
+                                      p.truncate)
+    out["mean_rate"] = mean_rate(on, end, first)
+    with np.errstate(all="ignore"):
+        out["ratio"] = float(g[0] / g[end]) if g[end] else float("nan")
+        out["ratio_first"] = float(g[first] / g[end]) if g[end] else float("nan")
+    object.__setattr__(p, "_measured", out)
     return out
 
 

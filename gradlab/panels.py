@@ -23,6 +23,7 @@ from . import plots, tables
 class Panel:
     name: str
     title: str
+    tab: str  # its short name on the dashboard's tab
     caption: str
     figure: Callable[..., go.Figure]  # (records, style) -> Figure
     table: Callable[[dict], object]  # records -> DataFrame, or None where the records have nothing to tabulate
@@ -38,7 +39,7 @@ class Panel:
 
 
 PANELS: tuple[Panel, ...] = (
-    Panel("grad_vs_time", "Gradient reaching each time step",
+    Panel("grad_vs_time", "Gradient reaching each time step", "Gradient in time",
           "Read it right to left: the loss enters at the last step, and the curve shows how much of its gradient is "
           "left at each earlier step. A straight slope on this log axis is exponential decay (or growth). The dashes "
           "in the text's colour (black, or white on the dark theme) are the prediction: the top Lyapunov factor of the step Jacobians along this very trajectory, "
@@ -49,60 +50,60 @@ PANELS: tuple[Panel, ...] = (
           "output, so the factor comes out above it. The coloured dashes are textbook approximations, each labelled "
           "with what it is and how far it misses at step 1.",
           plots.grad_vs_time, tables.profile),
-    Panel("lyapunov", "How many directions survive: the Lyapunov spectrum",
+    Panel("lyapunov", "How many directions survive: the Lyapunov spectrum", "Lyapunov",
           "Each point is one direction of the state and the average factor by which a gradient along it shrinks "
           "(below 1) or grows (above 1) per step on this trajectory: the finite-time Lyapunov spectrum of the step "
           "Jacobians, computed by repeated QR. The top factor is the slope of the prediction's dashes in the gradient panel; the rest says how "
           "many independent directions of the early state can still reach the loss. For the LSTM the state is the pair "
           "(h_t, c_t), so it has twice as many directions.",
           plots.lyapunov, tables.lyapunov),
-    Panel("cell_paths", "LSTM: the cell path and the way back through the gates",
+    Panel("cell_paths", "LSTM: the cell path and the way back through the gates", "Cell paths",
           "The LSTM's cell-state gradient comes back two ways: along the cell alone, multiplied by the forget gate "
           "at every step (the direct path), and along paths that pass through the hidden state at least once (the "
           "rest). Both are "
           "measured; as vectors they add up to the total. The product of forget gates (averaged over batch and units) "
           "approximates the direct path only, so it explains the total only where the direct path dominates.",
           plots.cell_paths, tables.cell_paths, cells=("lstm",)),
-    Panel("grad_x", "Gradient reaching the input",
+    Panel("grad_x", "Gradient reaching the input", "At the input",
           "Whether a network can learn a lag is a question about its input: how much gradient reaches x_t at the "
           "steps that hold the information (grey bars: how many sequences of the batch have it at that step). Where "
           "the curve is orders of magnitude below its value near the loss, training gets almost no signal from "
           "those inputs.",
           plots.grad_x, tables.grad_x, summary=False),
-    Panel("whh_share", "Which steps the weight update hears",
+    Panel("whh_share", "Which steps the weight update hears", "Weight update",
           "Each step t adds one term to the gradient of the recurrent matrix, (dL/da_t)^T h_(t-1), where a_t is the "
           "step's pre-activation. The curve is "
           "each term's norm as a share of the sum of their norms: where it falls steeply away from the loss, the "
           "update is built from the last few steps, however long the sequence.",
           plots.whh_share, tables.whh_share),
-    Panel("grad_over_training", "Gradient profile over training",
+    Panel("grad_over_training", "Gradient profile over training", "Over training",
           "Each row is the gradient profile of the fixed probe batch, taken every few training steps. Dark columns "
           "on the left mean the early steps still receive almost no gradient.",
           plots.grad_over_training, tables.grad_over_training, training=True),
-    Panel("learning", "Learning curves",
+    Panel("learning", "Learning curves", "Learning",
           "Training loss on a fresh batch at every step, with its running mean. The dotted lines are the task's "
           "reference losses: a constant prediction (no memory at all) and, for the adding problem, remembering only "
           "one of the two values. A cell that stays on the upper line has not learned the long-range dependency.",
           plots.learning, tables.learning, training=True),
-    Panel("clipping", "Gradient norm before clipping",
+    Panel("clipping", "Gradient norm before clipping", "Clipping",
           "The global gradient norm at every training step, before clipping, against the threshold. Steps above the "
           "line were rescaled to it when the clipping is by norm (Pascanu et al. 2013); spikes are steps where the "
           "gradient exploded.",
           plots.clipping, tables.learning, training=True),
-    Panel("gates", "LSTM gates",
+    Panel("gates", "LSTM gates", "Gates",
           "The LSTM's input, forget and output gates on the first probe sequence, and, per step, their mean over batch "
           "and units (with the candidate g, which is not a gate). The "
           "forget gate scales the cell state, and along the direct cell path its gradient, at every step; the "
           "product of f over time (bottom right, averaged over batch and units) approximates what that path alone "
           "would carry back.",
           plots.gates, tables.gates, cells=("lstm",), summary=False),
-    Panel("spectrum", "Spectrum of the recurrent matrix",
+    Panel("spectrum", "Spectrum of the recurrent matrix", "W_hh spectrum",
           "The eigenvalues and singular values of W_hh alone, per gate block for the LSTM. They describe the "
           "gradient only in special cases: rho^k is a linear RNN's long-run rate, and for a tanh or ReLU RNN "
           "sigma_max < 1 guarantees vanishing (Pascanu et al. 2013). Along a real trajectory the nonlinearity's "
           "slopes change the picture, which is why the Lyapunov spectrum, not this one, predicts the measured rate.",
           plots.spectrum, tables.spectrum, summary=False, draws=lambda r: (r.latest.params["weight_hh_l0"],)),
-    Panel("unrolled", "The network unrolled in time",
+    Panel("unrolled", "The network unrolled in time", "Unrolled",
           "Each circle is a hidden state h_t (and, for the LSTM, a cell state c_t), coloured by the gradient that "
           "reaches it: the whiteboard picture of backpropagation through time. Press play to replay the backward pass "
           "from the loss back to step 1: a circle fills in once every later step has been processed, because only "

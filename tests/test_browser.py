@@ -45,6 +45,14 @@ def settle(page):
     page.wait_for_timeout(300)
 
 
+def open_tab(page, name: str, label: str) -> None:
+    """Click a tab as a user does; it is open once the address bar says so and its chart is drawn."""
+    page.get_by_role("tab", name=label, exact=True).click()
+    page.wait_for_function(f"() => new URLSearchParams(window.location.search).get('panel') === '{name}'",
+                           timeout=60_000)
+    settle(page)
+
+
 def test_server_listens_on_loopback_only(server):
     _, port = server
     out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout \
@@ -60,13 +68,15 @@ def test_every_panel_renders_and_the_slider_drives_url_and_plot(server, browser,
     page = ctx.new_page()
     page.goto(url + "/?seq_len=100")
     settle(page)
-    plots = page.locator(".js-plotly-plot")
     from gradlab import panels
     shown = panels.shown({"rnn": 1, "lstm": 1}, trained=False)
-    assert plots.count() == len(shown) + 1  # every probe panel of the registry and the trainability map
-    titles = " ".join(page.locator(".js-plotly-plot .gtitle").all_text_contents())
-    for t in [p.title for p in shown] + ["Trainability map"]:
-        assert t in titles
+    tabs = [(p.name, p.tab, p.title) for p in shown] + [("sweep", "Saved sweeps", "Trainability map")]
+    assert page.get_by_role("tab").all_text_contents() == [label for _, label, _ in tabs]
+    for name, label, title in tabs[1:] + tabs[:1]:  # every tab, clicked, draws its panel alone; back to the first
+        open_tab(page, name, label)
+        assert page.locator(".js-plotly-plot").count() == 1
+        page.wait_for_function(f"() => document.querySelector('.js-plotly-plot .gtitle')?.textContent"
+                               f".startsWith({title!r})", timeout=60_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
 
@@ -149,12 +159,12 @@ def test_lecture_mode_fits_every_panel_on_the_projector(server, browser, size, t
     out = ARTIFACTS / "projector" / f"{w}x{h}_{theme}_{cells.replace(',', '-')}"
     out.mkdir(parents=True, exist_ok=True)
     header = page.locator('[data-testid="stHeader"]').bounding_box()["height"]
-    boxes = page.locator('[class*="st-key-fig_"]')
-    assert boxes.count() >= 8
+    from gradlab import panels
+    shown = panels.shown(dict.fromkeys(cells.split(","), 1), trained=False)
     problems = []
-    for i in range(boxes.count()):
-        box = boxes.nth(i)
-        name = box.get_attribute("class").split("st-key-fig_")[1].split()[0]
+    for name, label in [(p.name, p.tab) for p in shown] + [("sweep", "Saved sweeps")]:
+        open_tab(page, name, label)
+        box = page.locator(f'.st-key-fig_{name}')
         # its top just below the header, as a lecturer scrolls to it
         box.evaluate(f"b => {{ b.scrollIntoView({{block: 'start'}}); "
                      f"document.querySelector('[data-testid=stMain]').scrollBy(0, -{header + 4}); }}")

@@ -39,7 +39,9 @@ def test_default_view_tells_the_vanishing_story():
     at = app()
     assert not at.exception
     # every probe panel of the registry (both cells present), and the shipped trainability map
-    assert len(charts(at)) == len(panels.shown({"rnn": 1, "lstm": 1}, trained=False)) + 1
+    # a tab per panel and one for the saved sweeps; only the open one is drawn
+    assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, False)] + ["Saved sweeps"]
+    assert len(charts(at)) == 1 and at.query_params["panel"] == "grad_vs_time"
     # the honest default: at initialisation both vanish, the RNN far faster (tests/test_scenes.py over seeds)
     assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: hidden state: vanishing" in text(at)
     assert "; cell state: vanishing" in text(at)  # the LSTM's two states each get their own verdict
@@ -104,13 +106,19 @@ def test_lecture_mode_changes_the_layout():
 
 def test_training_mode_draws_the_heatmap_and_learning_curves():
     at = app(mode="train", steps="100", seq_len="20")
-    assert not at.exception and len(charts(at)) == len(panels.shown({"rnn": 1, "lstm": 1}, trained=False)) + 1
+    tabs = [t.label for t in at.tabs]
+    assert not at.exception and "Learning" not in tabs
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()
     assert not at.exception
-    figs = charts(at)
-    types = [t["type"] for f in figs for t in f["data"]]
-    assert "heatmap" in types
-    learning = next(f for f in figs if f["layout"]["title"]["text"] == "Learning curves")
+    assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, True)] + ["Saved sweeps"]
+    assert charts(at)[0]["layout"]["title"]["text"] == "Gradient reaching each time step"  # still the open tab
+    at.session_state["panel"] = "grad_over_training"
+    at.run()
+    assert "heatmap" in [t["type"] for t in charts(at)[0]["data"]]
+    at.session_state["panel"] = "learning"
+    at.run()
+    learning = charts(at)[0]
+    assert learning["layout"]["title"]["text"] == "Learning curves"
     assert len(values(learning["data"][0]["y"])) == 100
     assert "predict 1" in json.dumps(learning["layout"]["annotations"])
 
@@ -177,7 +185,7 @@ def test_an_interrupted_training_is_marked_stopped():
 
 
 def test_the_trainability_map_panel_shows_the_shipped_sweep():
-    at = app()
+    at = app(panel="sweep")
     fig = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Trainability map"))
     assert [t["type"] for t in fig["data"]].count("heatmap") == 2
     at.radio(key="sweep_value").set_value("final_loss").run()
@@ -312,10 +320,11 @@ def test_the_address_bar_holds_every_setting_of_the_view():
     for c in dashboard_controls():
         assert c in q, c
     assert q["forget_bias"] == "1.0" and q["seq_len"] == "1000" and q["scene"] == "forget-bias"
-    assert q["theme"] == "light" and q["view"] == "explore"
+    assert q["theme"] == "light" and q["view"] == "explore" and q["panel"] == scenes.BY_NAME["forget-bias"].panel
     again = app(**dict(q))
     assert not again.exception and not again.warning
     assert text(again) == text(at) and [i.value for i in again.info] == [i.value for i in at.info]
+    assert charts(again)[0]["layout"]["title"] == charts(at)[0]["layout"]["title"]  # the same tab open
     assert "You changed Forget-gate bias" in again.info[0].value  # not reset to the scene's own settings
 
 
@@ -380,3 +389,46 @@ def test_the_page_styling_is_read_from_its_file_section_by_section():
     at.run()
     css = " ".join(el.proto.body for el in at.get("html"))
     assert 'aspect-ratio: 16 / 9' in css and "font-size: 19px" not in css and "#0e1117" not in css
+
+
+def title(at) -> str:
+    (chart,) = charts(at)  # only the open tab is drawn
+    return chart["layout"]["title"]["text"]
+
+
+def test_the_open_tab_comes_from_the_url_and_a_bad_one_gets_a_notice():
+    at = app(panel="lyapunov")
+    assert not at.exception and not at.warning
+    assert title(at) == panels.BY_NAME["lyapunov"].title and at.query_params["panel"] == "lyapunov"
+    bad = app(panel="nope")
+    assert [w.value for w in bad.warning] == ["URL value `panel=nope` is not valid here; using the default instead."]
+    assert title(bad) == panels.PANELS[0].title and bad.query_params["panel"] == "grad_vs_time"
+
+
+def test_a_tab_asked_for_before_it_exists_opens_when_it_does():
+    """A link to the learning curves opens the first tab until there are curves, then them: the tab asked for is
+    kept by name while tabs come and go."""
+    at = app(mode="train", steps="60", seq_len="20", panel="learning")
+    assert title(at) == panels.PANELS[0].title and at.query_params["panel"] == "learning"
+    at.button[[b.label for b in at.button].index("Train both cells")].click().run()
+    assert not at.exception and title(at) == "Learning curves"
+
+
+def test_each_scene_opens_its_key_panel():
+    at = app(mode="train", steps="60")
+    for scene in scenes.SCENES:
+        at.button(key="scene_next").click().run()
+        assert not at.exception and at.session_state["scene"] == scene.name
+        opened = scene.panel if not panels.BY_NAME[scene.panel].training else panels.PANELS[0].name
+        assert title(at) == panels.BY_NAME[opened].title, scene.name
+
+
+def test_the_sweep_tab_keeps_its_settings_while_another_tab_is_open():
+    at = app(panel="sweep")
+    at.radio(key="sweep_value").set_value("final_loss").run()
+    at.session_state["panel"] = "gates"
+    at.run()
+    assert title(at) == "LSTM gates"
+    at.session_state["panel"] = "sweep"
+    at.run()
+    assert at.radio(key="sweep_value").value == "final_loss" and "final loss" in title(at)

@@ -51,7 +51,12 @@ def test_blow_ups_render_with_a_notice(query, words):
     assert not at.exception
     assert any(words in w.value for w in at.warning), [w.value for w in at.warning]
     from gradlab import panels
-    assert len(at.get("plotly_chart")) == len(panels.shown({"rnn": 1, "lstm": 1}, trained=False)) + 1
+    names = [p.name for p in panels.shown({"rnn": 1, "lstm": 1}, trained=False)] + ["sweep"]
+    assert len(at.tabs) == len(names)
+    for name in names:  # every tab draws its figure, blown up or not
+        at.session_state["panel"] = name
+        at.run()
+        assert not at.exception and len(at.get("plotly_chart")) == 1, name
 
 
 def test_training_overflow_is_shown_and_keeps_what_came_before():

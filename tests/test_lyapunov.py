@@ -349,3 +349,21 @@ def test_orthogonal_keeps_every_direction_gaussian_does_not():
         assert np.median(orth) > 0.88 and (orth > 0.8).sum() >= 60  # seeds 0-4: 0.90-0.94, 63-64 of 64
         assert np.median(gauss) < 0.75 and (gauss > 0.9).sum() <= 14  # seeds 0-4: 0.62-0.70, 4-10 of 64
         assert gauss[0] > 0.9  # while its top factor is as high as orthogonal's: the difference is the bulk
+
+
+@pytest.mark.parametrize("cfg", [
+    gradlab.Config(seq_len=203), gradlab.Config(cell="gru", seq_len=203),
+    gradlab.Config(init="gaussian", init_scale=2.0, seq_len=101),  # chaotic: blocks rejected part of the way
+    gradlab.Config(cell="lstm", hidden=16, seq_len=101), gradlab.Config(nonlinearity="relu", seq_len=101),
+], ids=["rnn", "gru", "rnn-chaotic", "lstm", "rnn-relu"])
+def test_steps_taken_in_blocks_give_the_one_step_recursion(cfg, monkeypatch):
+    """_exponents multiplies BLOCK Jacobians before one QR where that resolves every direction, else one step at a
+    time: either way the spectrum is the one-step recursion's to rounding, its exact zeros included (T - 1 is not a
+    multiple of BLOCK, so the last block is short)."""
+    import gradlab.lyapunov as lyap
+    p = gradlab.probe(cfg)
+    blocked = lyapunov(p, sequences=4)
+    monkeypatch.setattr(lyap, "BLOCK", 1)
+    one = lyapunov(p, sequences=4)
+    np.testing.assert_array_equal(blocked == 0, one == 0)
+    np.testing.assert_allclose(blocked, one, rtol=1e-12)

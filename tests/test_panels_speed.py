@@ -137,9 +137,9 @@ def test_magic_underscores_and_merges_spell_what_plotly_does():
     assert [a.text for a in fig.layout.annotations] == ["a"]  # an empty title gets no annotation, as make_subplots
 
 
-def test_the_dashboard_shows_every_panel_in_registry_order_though_some_are_drawn_first():
-    """The panels that do not read the summaries are drawn while the spectra are computed, into their own places:
-    the page's order is still the registry's, and a T change redraws everything but W_hh's spectrum."""
+def test_the_dashboard_has_a_tab_per_panel_in_registry_order_and_draws_only_the_open_one():
+    """Each tab draws its own panel, and only it; a T change redraws every panel but W_hh's spectrum, which is cached
+    by what it draws."""
     import json
     from pathlib import Path
 
@@ -147,18 +147,23 @@ def test_the_dashboard_shows_every_panel_in_registry_order_though_some_are_drawn
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard.py"), default_timeout=120)
     at.run()
     assert not at.exception
+    shown = panels.shown({"rnn": 1, "lstm": 1}, trained=False)
+    assert [t.label for t in at.tabs] == [p.tab for p in shown] + ["Saved sweeps"]
 
-    def charts():
-        return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-    before = charts()
-    shown = [p.title for p in panels.shown({"rnn": 1, "lstm": 1}, trained=False)]
-    assert [c["layout"]["title"]["text"] for c in before][:len(shown)] == shown
+    def drawn():
+        out = {}
+        for p in shown:
+            at.session_state["panel"] = p.name
+            at.run()
+            assert not at.exception
+            (chart,) = at.get("plotly_chart")
+            out[p.name] = json.loads(chart.proto.spec)
+            assert out[p.name]["layout"]["title"]["text"] == p.title
+        return out
+    before = drawn()
     at.slider(key="seq_len").set_value(at.slider(key="seq_len").value + 5).run()
-    assert not at.exception
-    after = charts()
-    assert [c["layout"]["title"]["text"] for c in after][:len(shown)] == shown
-    same = [p.name for p, a, b in zip(panels.shown({"rnn": 1, "lstm": 1}, trained=False), before, after) if a == b]
-    assert same == ["spectrum"]
+    after = drawn()
+    assert [name for name in before if before[name] == after[name]] == ["spectrum"]
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
