@@ -7,20 +7,23 @@ Run it with `make run` (or `streamlit run dashboard.py`).
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import re
+import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import types
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 from urllib.parse import urlencode
 
 import cachetools
 import streamlit as st
 
 import gradlab
-from gradlab import analysis, budget, export, panels, plots, scenes, sweep
+from gradlab import analysis, budget, export, lyapunov, panels, plots, scenes, sweep
 from gradlab.config import UI, Config, parse
 from gradlab.files import shipped
 from gradlab.probe import estimate_bytes
@@ -84,18 +87,36 @@ def probe_cells(cfg: Config, cells: tuple[str, ...]) -> dict:
 
 
 def measure(cfg: Config, cells: tuple[str, ...], spectra: bool = False) -> tuple[dict, list]:
-    """({cell: Probe}, pending): each cell probed on its own worker thread; with `spectra`, each record's summary
-    (its Lyapunov spectrum: the slowest number on the page) is started there as soon as its probe is done, and
-    `pending` holds those futures (`.result()` waits, and raises any error in the script)."""
-    cache, pool = _record_cache(), _workers()
-    jobs = {c: pool.submit(probe_one, cfg.replace(cell=c), cache) for c in cells}
-    # Queued after every probe (the pool is first in, first out), so a summary waits only on a probe already running.
-    pending = [pool.submit(lambda j=j: analysis.summary(j.result())) for j in jobs.values()] if spectra else []
-    return {c: j.result() for c, j in jobs.items()}, pending
+    """({cell: Probe}, pending). With `spectra`, each record's Lyapunov spectrum (the slowest number on the page) is
+    started in another process as soon as its probe is done, the LSTM's first (the longest); each of `pending`, called,
+    waits for one and completes that record's summary (raising any error in the script)."""
+    probes, pending = {}, []
+    for c in sorted(cells, key=SLOWEST_SPECTRUM.index):
+        probes[c] = probe_one(cfg.replace(cell=c))
+        if spectra:
+            pending.append(summarised(probes[c]))
+    return {c: probes[c] for c in cells}, pending
 
 
-def probe_one(cfg: Config, cache: tuple | None = None):
-    store, lock = cache or _record_cache()  # worker threads are handed it: Streamlit's caches belong to the script
+SLOWEST_SPECTRUM = ("lstm", "gru", "rnn")  # its state has 2H directions; the GRU's steps cost more than the RNN's
+
+
+def summarised(p) -> Callable[[], dict]:
+    """Start p's Lyapunov spectrum in a worker process; the returned call waits for it and makes p's summary with it.
+    Processes, not threads: numpy's work on these small matrices mostly holds the GIL, so two threads ran both cells'
+    probes and spectra no faster than one after the other (measured at T = 100: ~120-130 ms either way)."""
+    if getattr(p, "_summary", None) is not None:
+        return lambda: analysis.summary(p)
+    try:
+        job = _processes().submit(lyapunov.lyapunov, *lyapunov.trajectory(p))
+    except Exception:  # a pool that cannot start or has broken: the same number, computed here
+        _processes.clear()
+        return lambda: analysis.summary(p)
+    return lambda: analysis.summary(p, spectrum=job.result())
+
+
+def probe_one(cfg: Config):
+    store, lock = _record_cache()
     with lock:
         p = store.get(cfg)  # a hit becomes the most recently used
     if p is not None:
@@ -128,10 +149,23 @@ def figure_of(name: str, key: str, style: plots.Style, _records: dict):
 
 
 @st.cache_resource(show_spinner=False)
-def _workers() -> ThreadPoolExecutor:
-    """Threads for the probes and their summaries: numpy's matrix products and QR release the GIL, so the two cells
-    are measured on both cores, while the script draws what does not need them."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="gradlab-measure")
+def _processes() -> ProcessPoolExecutor:
+    """Two worker processes for the spectra, started from a fork server that has imported gradlab (a fresh process,
+    not a copy of this one with its threads), and started now: a no-op is sent so the first page does not wait."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["gradlab.lyapunov"])
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=ctx)
+    # Streamlit runs this page as the module __main__, which a new process imports before its first task (running
+    # the page's imports, ~1.5 s). The workers need only gradlab.lyapunov, so both are started here (a pool starts one
+    # per task while none is idle) with no main module to import, and the pool never starts another.
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        for _ in range(2):
+            pool.submit(time.sleep, 0.01)
+    finally:
+        sys.modules["__main__"] = main
+    return pool
 
 
 # ---- the URL ---------------------------------------------------------------------------------------------------
@@ -530,8 +564,8 @@ def main() -> None:
     shown = panels.shown(records, bool(runs))
     pick = open_tab([(p.name, p.tab) for p in shown] + [SWEEP_TAB])
     headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
-    for f in pending:
-        f.result()
+    for finish in pending:
+        finish()
     if scene:
         with scene_box.container():
             scene_ui(scene, cfg, probes, runs)
@@ -584,8 +618,8 @@ def present_ui(scene, cfg: Config, mode: str, probes: dict, pending: list, style
     if runs and len(runs) < len(probes):
         runs = None
     records = runs or probes
-    for f in pending:  # the cells' spectra, computed side by side on two cores
-        f.result()
+    for finish in pending:  # the cells' spectra, computed side by side in two processes
+        finish()
     name = scene.panel if (runs or not panels.BY_NAME[scene.panel].training) else "grad_vs_time"
     chart(panel_figure(name, cfg, records, probes, style), name, export.file_name(name, cfg, "svg")[:-4])
     scene_ui(scene, cfg, probes, runs)
@@ -666,4 +700,5 @@ def handout_bytes() -> bytes:
     return handout.handout()
 
 
-main()
+if __name__ == "__main__":  # Streamlit runs the page as __main__; a process that imports it must not run it
+    main()

@@ -230,7 +230,7 @@ def profile_summary(cell: str, nonlinearity: str, W_hh: np.ndarray, g: np.ndarra
     return out
 
 
-def summary(p) -> dict:
+def summary(p, spectrum: np.ndarray | None = None) -> dict:
     """Everything drawn, exported or said about one record p (a Probe, or a Run's `.latest`), computed once and
     kept on the record: profile_summary's anchor, curves, fitted rate and diagnosis, and the exact theory:
       lyapunov   (n,) the finite-time Lyapunov factors of the step Jacobians, descending (see lyapunov.py);
@@ -248,7 +248,9 @@ def summary(p) -> dict:
       off_at_1   for each curve, curve[first] / g[first]: how far it is from the measurement at the first step the
                  gradient reaches, step 1 unless cut (1 = exact).
       rate_on    which profile mean_rate and the Lyapunov curve are on: grad_c_norm for the LSTM, else grad_h_norm.
-    The LSTM's cell-path curve is anchored on ||dL/dc_t|| too; ratio and the diagnosis are always on ||dL/dh_t||."""
+    The LSTM's cell-path curve is anchored on ||dL/dc_t|| too; ratio and the diagnosis are always on ||dL/dh_t||.
+    `spectrum`: lyapunov(p), when it was computed elsewhere (the dashboard computes it in another process, from
+    lyapunov.trajectory(p)); used only by the call that makes the summary."""
     cached = getattr(p, "_summary", None)
     if cached is not None:
         return cached
@@ -257,7 +259,7 @@ def summary(p) -> dict:
     gc = p.grad_c_norm_last if out.get("last_only") else p.grad_c_norm
     on = gc if out["rate_on"] == "grad_c_norm" else g
     end, first = out["end"], out["first"]
-    out["lyapunov"] = lyapunov(p)
+    out["lyapunov"] = lyapunov(p) if spectrum is None else spectrum
     out["lyapunov_sequences"] = sequences_used(p)
     if not (out["mixed"] and not out.get("last_only")):
         top = out["lyapunov"][0] if len(out["lyapunov"]) else np.nan

@@ -29,6 +29,7 @@ inside each QR wait for descheduled threads; on an idle machine the default was 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,6 +83,28 @@ def _auto(probe, m: int | None = None) -> int:
     T, B, H = probe.h.shape
     n = 2 * H if probe.cell == "lstm" else H
     return int(min(B, max(1, WORK_BUDGET // (max(T - 1, 1) * n * n * (m or n)))))
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What `lyapunov` reads of a record, for the sequences it uses: small enough to send to another process (an LSTM
+    at T = 1000, one sequence: ~1.5 MB), so the spectrum can be computed there while the rest of a page is drawn."""
+    cell: str
+    nonlinearity: str
+    h: np.ndarray  # (T, B', H), like every array here cut to the B' sequences used
+    c: np.ndarray | None
+    gates: np.ndarray | None
+    params: dict
+
+
+def trajectory(probe) -> tuple[Trajectory, int]:
+    """(the part of `probe` its default spectrum reads, how many sequences that is): lyapunov(*trajectory(p)) is
+    lyapunov(p), computed from the same numbers in the same order, so equal bit for bit (tests/test_lyapunov.py)."""
+    k = _auto(probe)
+    cut = lambda a: None if a is None else np.ascontiguousarray(a[:, :k])  # noqa: E731
+    keep = {n: probe.params[n] for n in ("weight_hh_l0", "bias_hh_l0") if n in probe.params}
+    return Trajectory(probe.cell, probe.nonlinearity, cut(probe.h), cut(getattr(probe, "c", None)),
+                      cut(getattr(probe, "gates", None)), keep), k
 
 
 def _local_steps(probe, k: int, T: int):

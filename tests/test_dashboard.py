@@ -352,10 +352,8 @@ def test_the_record_cache_is_bounded_by_bytes_and_still_serves_a_record_larger_t
 
     import gradlab
     from gradlab import Config
-    src = Path(APP).read_text().rstrip()
-    assert src.endswith("main()")
     d = {"__name__": "dashboard_cache_under_test"}
-    exec(compile(src[:-len("main()")], APP, "exec"), d)  # the module without running the page
+    exec(compile(Path(APP).read_text(), APP, "exec"), d)  # the module without running the page (not __main__)
     d["_record_cache"].clear()
     d["CACHE_BYTES"] = 100
     sizes, made, collected = {10: 40, 11: 40, 12: 40, 13: 500}, [], []
@@ -432,3 +430,16 @@ def test_the_sweep_tab_keeps_its_settings_while_another_tab_is_open():
     at.session_state["panel"] = "sweep"
     at.run()
     assert at.radio(key="sweep_value").value == "final_loss" and "final loss" in title(at)
+
+
+def test_the_page_draws_the_figure_the_library_draws():
+    """The spectra behind the prediction are computed in worker processes for the page: its figure is the one
+    panels.figure draws from records probed here, number for number."""
+    import gradlab
+    at = app(seq_len="60")
+    direct = panels.figure("grad_vs_time", {c: gradlab.probe(gradlab.Config(cell=c, seq_len=60))
+                                            for c in ("rnn", "lstm")}).to_plotly_json()
+    page = charts(at)[0]
+    assert [t.get("name") for t in page["data"]] == [t.get("name") for t in direct["data"]]
+    for a, b in zip(page["data"], direct["data"]):
+        np.testing.assert_array_equal(values(a["y"]), values(b["y"]))

@@ -367,3 +367,20 @@ def test_steps_taken_in_blocks_give_the_one_step_recursion(cfg, monkeypatch):
     one = lyapunov(p, sequences=4)
     np.testing.assert_array_equal(blocked == 0, one == 0)
     np.testing.assert_allclose(blocked, one, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_trajectory_gives_the_probes_spectrum_bit_for_bit_here_and_in_another_process(cell):
+    """The dashboard computes spectra in worker processes from lyapunov.trajectory(p): the same numbers as
+    lyapunov(p), to the last bit, including the default number of sequences."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from gradlab.lyapunov import trajectory
+    p = gradlab.probe(gradlab.Config(cell=cell, seq_len=60))
+    want = lyapunov(p)
+    part, k = trajectory(p)
+    assert part.h.shape[1] == k < p.h.shape[1] or cell == "lstm"  # only the sequences used travel
+    np.testing.assert_array_equal(lyapunov(part, k), want)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        np.testing.assert_array_equal(pool.submit(lyapunov, part, k).result(), want)

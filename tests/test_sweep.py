@@ -156,8 +156,9 @@ def test_the_dashboard_draws_a_malformed_sweep_as_one_line_and_lists_names_only(
     (tmp_path / "sweeps").mkdir()
     sweep.load(str(SHIPPED)).assign(solved="maybe").to_csv(tmp_path / "sweeps" / "broken.csv", index=False)
     monkeypatch.chdir(tmp_path)  # the dashboard lists ./sweeps of where it runs
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard.py"), default_timeout=120).run()
-    box = at.selectbox(key="sweep_file")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard.py"), default_timeout=120)
+    at.query_params["panel"] = "sweep"  # the saved sweeps' tab
+    box = at.run().selectbox(key="sweep_file")
     assert box.options == [SHIPPED.name, "broken.csv"]  # names, never paths a client could send back
     box.select("broken.csv").run()
     assert not at.exception
