@@ -103,8 +103,8 @@ SLOWEST_SPECTRUM = ("lstm", "gru", "rnn")  # its state has 2H directions; the GR
 
 def summarised(p) -> Callable[[], dict]:
     """Start p's Lyapunov spectrum in a worker process; the returned call waits for it and makes p's summary with it.
-    Processes, not threads: numpy's work on these small matrices mostly holds the GIL, so two threads ran both cells'
-    probes and spectra no faster than one after the other (measured at T = 100: ~120-130 ms either way)."""
+    Processes, not threads: two threads ran both cells' probes and spectra no faster than one after the other
+    (measured once at T = 100: ~120-130 ms either way; the cause was not isolated)."""
     if getattr(p, "_summary", None) is not None:
         return lambda: analysis.summary(p)
     try:
@@ -530,7 +530,7 @@ def main() -> None:
     params = view_params(cfg)
     write_url(params)
     # The records' summaries hold their Lyapunov spectra, the slowest numbers on the page: computed only when the
-    # scene or the panel that will be open reads them, beside the probes on the worker threads.
+    # scene or the panel that will be open reads them, in worker processes while the script goes on (summarised).
     cells = shown_cells()
     trained = mode == MODES[1] and st.session_state.get("runs", {}).get((cfg, cells))
     will_open = panels.BY_NAME.get(opening([p.name for p in panels.shown(dict.fromkeys(cells, 1), bool(trained))]))
@@ -576,8 +576,9 @@ def main() -> None:
             panel(pick.name, panel_figure(pick.name, cfg, records, probes, style), cfg, style,
                   note=notes.get(pick.name, ""), data=lambda: panels.table(pick.name, records))
     if not runs:
-        st.caption(f"Switch the mode to **train** and press *{train_label(tuple(probes))}* for more tabs: "
-                   + ", ".join(p.title.lower() for p in panels.PANELS if p.training) + ".")
+        press = f"press *{train_label(tuple(probes))}*"
+        st.caption(("P" + press[1:] if mode == MODES[1] else f"Switch the mode to **train** and {press}")
+                   + " for more tabs: " + ", ".join(f"*{p.tab}*" for p in panels.PANELS if p.training) + ".")
     export_all_ui(probes, runs, cfg, style, share_url(params))
 
 

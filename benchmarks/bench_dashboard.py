@@ -163,7 +163,9 @@ def main(argv=None) -> int:
         else:
             rows += out[0]
             rows.append(("anchor, paired with the browser samples (median)", statistics.median(out[1]), None))
-    write_table("dashboard", rows, unit="ms", command="OPENBLAS_NUM_THREADS=1 python benchmarks/bench_dashboard.py")
+    used = " ".join(argv if argv is not None else sys.argv[1:])
+    write_table("dashboard", rows, unit="ms",
+                command=f"OPENBLAS_NUM_THREADS=1 python benchmarks/bench_dashboard.py {used}".rstrip())
     return 0
 
 

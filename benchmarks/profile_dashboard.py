@@ -3,16 +3,17 @@
 The stages are the ones a slider change runs, in the dashboard's order, called directly (no Streamlit), on fresh
 Configs near T = 100 and T = 1000 (both cells, at initialisation):
   probe       gradlab.probe per cell (the engine)
-  lyapunov    the Lyapunov spectrum per cell (analysis.summary's most expensive part; the dashboard computes it on
-              worker threads while it builds the figures that do not need it, so part of it is hidden)
+  lyapunov    the Lyapunov spectrum per cell (analysis.summary's most expensive part; the dashboard computes it in
+              worker processes, the LSTM's while the other cells are probed, so part of it is hidden)
   summary     the rest of analysis.summary per cell
   facts       scenes.facts (run when a scene is open)
   figure      each panel's figure build (panels.figure): the page draws only the open tab's, so a redraw pays one
               (the first tab's, at the defaults) and opening another tab pays that one's
   serialise   what st.plotly_chart does with a figure: plotly.tools.return_figure_from_figure_or_data and
               plotly.io.to_json, per panel
-then the whole rerun as AppTest measures it (bench_dashboard.py's number), for the remainder Streamlit adds (the
-dashboard runs the two cells' probes and spectra on two threads, so the remainder can come out below the serial sum).
+then the whole rerun as AppTest measures it (bench_dashboard.py's number), minus the stages' serial sum. The page
+computes the spectra in worker processes beside its other work, so Streamlit's own share can be larger than that
+remainder.
 `--cprofile` also prints the 25 functions with the most cumulative time of one redraw (probe excluded).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/profile_dashboard.py [--lengths 100,1000] [--cprofile]
@@ -122,8 +123,8 @@ def main(argv=None) -> int:
         print(f"  {1e3 * total:8.1f}  a redraw of the first tab but the probes: spectra, summaries, its figure")
         if not args.no_apptest:
             a = statistics.median(apptest(T, args.repeats + 2))
-            print(f"  {1e3 * a:8.1f}  the AppTest rerun (bench_dashboard's measure); Streamlit and the rest: "
-                  f"{1e3 * (a - total - groups['probe']):.0f}")
+            print(f"  {1e3 * a:8.1f}  the AppTest rerun (bench_dashboard's measure); minus a redraw's stages summed "
+                  f"serially: {1e3 * (a - total - groups['probe']):.0f}")
         if prof:
             s = io.StringIO()
             pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(25)

@@ -45,10 +45,10 @@ CHUNK = 64  # steps whose local derivatives are computed at once (bounds memory 
 # over seeds 0-4 (PyTorch, orthogonal, Gaussian x2 RNNs; LSTMs at b_f = 0, 1, Gaussian x2), the top factor's distance
 # from the measured rate is the same with 1, 2, 4, 8 or 32 sequences to within 1% (worst 2.4% vs 2.6%).
 WORK_BUDGET = 2**27
-# Steps multiplied together between QRs, and the least |R_ii| (relative to the column norms of the product) a block
-# may have and still be kept (_exponents). Measured at every scene's settings, T = 100 and 1000 (one BLAS thread):
-# the RNN's and the GRU's spectra 2-3x faster (RNN at T = 1000: ~130 -> ~50 ms), equal to the one-step-at-a-time
-# recursion within 4e-13; the LSTM's are too spread (its blocks are rejected) and cost what they did.
+# Steps multiplied together between QRs, and the least |R_ii| (relative to the largest column norm of the product) a
+# block may have and still be kept (_exponents). Measured once at every scene's settings, T = 100 and 1000 (one BLAS
+# thread): RNN at T = 1000 ~115-140 -> ~44-75 ms, GRU ~160-300 -> ~86-177 ms, largest relative difference from the
+# one-step recursion 3.8e-13; the LSTM's blocks are always rejected and it costs what it did.
 BLOCK = 4
 SPREAD = 1e-6
 START_SEED = 0  # of the start basis Q_0 (module docstring): fixed, so the same probe always gives the same spectrum
@@ -88,7 +88,7 @@ def _auto(probe, m: int | None = None) -> int:
 @dataclass(frozen=True)
 class Trajectory:
     """What `lyapunov` reads of a record, for the sequences it uses: small enough to send to another process (an LSTM
-    at T = 1000, one sequence: ~1.5 MB), so the spectrum can be computed there while the rest of a page is drawn."""
+    at T = 1000, one sequence: ~3.2 MB), so the spectrum can be computed there while the rest of a page is drawn."""
     cell: str
     nonlinearity: str
     h: np.ndarray  # (T, B', H), like every array here cut to the B' sequences used
@@ -225,14 +225,18 @@ def lyapunov(probe, sequences: int | str | None = "auto", directions: int | None
 def _exponents(probe, k: int, m: int) -> np.ndarray:
     """(k, m) lambda per sequence and column of the QR process, in column order (unsorted).
 
-    Steps are taken BLOCK at a time: Z = J_{t+BLOCK-1} ... J_t Q, then one QR. That is the same factorisation (the
-    module docstring: the QR of a product is the product of the QRs), with one QR per block instead of per step, the
-    slowest part (an LSTM at H = 64: ~0.7 ms per 128 x 128 QR, ~0.1 ms per product). A block is kept only when its
-    QR resolves every direction as well as one step's would: every |R_ii| at least SPREAD times the column's norm
-    bound (Householder QR's error in R_ii is about eps * ||Z|| absolute, so relative error <= ~eps / SPREAD ~ 1e-10)
-    and no zero in the first column; otherwise the block is redone one step at a time, exactly as before, which is
-    also where exact zeros (dead units) are handled, and every later step is taken alone (a trajectory whose spectrum
-    is too spread for one block rarely stops being so: the LSTM's smallest factors are ~1e-4 per step)."""
+    Steps are taken BLOCK at a time: Z = J_{t+BLOCK-1} ... J_t Q, then one QR. In exact arithmetic that is the same
+    factorisation (the module docstring: the product's QR has the last step's Q and R = R_{t+BLOCK-1} ... R_t, whose
+    diagonal is the product of theirs, so the log|R_ii| add up to the same totals), with one QR per block instead of
+    per step; the QR is most of a step's cost. A block is kept only when its QR still resolves every direction: every
+    |R_ii| at least SPREAD times the largest column norm of that sequence's product, and no zero in the first column.
+    To first order, for a product whose R is graded by rows as Benettin's are, Householder QR's error in R_ii is a
+    modest multiple of eps times that norm, so the relative error per block is about eps / SPREAD ~ 2e-10 (an
+    estimate; measured once over every scene: at most 3.8e-13 in the spectrum). Otherwise the block is redone one
+    step at a time, exactly as before, which is also where exact zeros (dead units) are handled, and every later step
+    is taken alone: a trajectory whose spectrum is too spread for one block rarely stops being so (at the scenes'
+    settings the LSTM's smallest factors are 1e-2 to 1e-6 of its largest per step, so four steps spread its
+    directions by 1e9 or more, past the 1e6 a block may have)."""
     T, _, H = probe.h.shape
     n = 2 * H if probe.cell == "lstm" else H
     W = np.ascontiguousarray(probe.params["weight_hh_l0"], dtype=np.float64)
@@ -256,7 +260,7 @@ def _exponents(probe, k: int, m: int) -> np.ndarray:
                     Q = Qb
                     logs += np.log(r)
                     continue
-                size = 1  # a spectrum this spread (every LSTM measured) needs every step's QR: stop trying blocks
+                size = 1  # too spread for blocks (every LSTM measured): every step's QR from here on
             for _, fac, j in block:  # one step at a time
                 Q = _qr_step(probe, fac, j, W, Q, Z, logs, diag)
     return logs / (T - 1)

@@ -42,6 +42,8 @@ def test_default_view_tells_the_vanishing_story():
     # a tab per panel and one for the saved sweeps; only the open one is drawn
     assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, False)] + ["Saved sweeps"]
     assert len(charts(at)) == 1 and at.query_params["panel"] == "grad_vs_time"
+    assert any(c.value.startswith("Switch the mode to **train** and press *Train both cells* for more tabs")
+               for c in at.caption)
     # the honest default: at initialisation both vanish, the RNN far faster (tests/test_scenes.py over seeds)
     assert "**vanilla RNN**: vanishing" in text(at) and "**LSTM**: hidden state: vanishing" in text(at)
     assert "; cell state: vanishing" in text(at)  # the LSTM's two states each get their own verdict
@@ -108,6 +110,8 @@ def test_training_mode_draws_the_heatmap_and_learning_curves():
     at = app(mode="train", steps="100", seq_len="20")
     tabs = [t.label for t in at.tabs]
     assert not at.exception and "Learning" not in tabs
+    hint = "Press *Train both cells* for more tabs: *Over training*, *Learning*, *Clipping*."
+    assert hint in [c.value for c in at.caption]  # named as the tabs will be
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()
     assert not at.exception
     assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, True)] + ["Saved sweeps"]
