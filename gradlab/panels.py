@@ -30,7 +30,7 @@ class Panel:
     training: bool = False  # needs trained runs (records are Runs); otherwise draws any record's `.latest`
     cells: tuple[str, ...] = plots.CELLS  # the cells it can draw; it is shown when any of them is present
     # Whether the figure reads analysis.summary (and so the Lyapunov spectrum, the slowest number drawn): the dashboard
-    # draws the panels that do not while the spectrum is computed on another core. Speed only: a panel that reads it
+    # computes the spectra only when the open tab's panel (or the scene) reads them. Speed only: a panel that reads it
     # anyway computes it itself (tests/test_panels_speed.py checks the declaration).
     summary: bool = True
     # What of each record the figure draws, when that is less than the whole record: the figure is then cached by it
