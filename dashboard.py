@@ -42,7 +42,7 @@ NEXT_KEYS, PREVIOUS_KEYS = ("PageDown", "Right", "N", "Space"), ("PageUp", "Left
 CONTROLS: dict[str, UI] = {f.name: f.metadata["ui"] for f in fields(Config) if "ui" in f.metadata}
 # A select widget's displayed option is what Streamlit writes to the URL, so scenes show their short names.
 # The explore view's tabs: one per panel (its short name), then the saved sweeps. `panel` in the URL is the open one.
-SWEEP_TAB = ("sweep", "Saved sweeps")
+SWEEP_TAB = ("sweep", "Sweeps")
 TABS = {p.name: p.tab for p in panels.PANELS} | dict([SWEEP_TAB])
 UI_KEYS = {"mode": MODES, "lecture": ("true", "false"), "scene": tuple(s.name for s in SCENES),
            "theme": plots.THEMES, "view": VIEWS, "panel": tuple(TABS)}

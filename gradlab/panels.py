@@ -64,7 +64,7 @@ PANELS: tuple[Panel, ...] = (
           "measured; as vectors they add up to the total. The product of forget gates (averaged over batch and units) "
           "approximates the direct path only, so it explains the total only where the direct path dominates.",
           plots.cell_paths, tables.cell_paths, cells=("lstm",)),
-    Panel("grad_x", "Gradient reaching the input", "At the input",
+    Panel("grad_x", "Gradient reaching the input", "Input",
           "Whether a network can learn a lag is a question about its input: how much gradient reaches x_t at the "
           "steps that hold the information (grey bars: how many sequences of the batch have it at that step). Where "
           "the curve is orders of magnitude below its value near the loss, training gets almost no signal from "

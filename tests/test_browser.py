@@ -70,7 +70,7 @@ def test_every_panel_renders_and_the_slider_drives_url_and_plot(server, browser,
     settle(page)
     from gradlab import panels
     shown = panels.shown({"rnn": 1, "lstm": 1}, trained=False)
-    tabs = [(p.name, p.tab, p.title) for p in shown] + [("sweep", "Saved sweeps", "Trainability map")]
+    tabs = [(p.name, p.tab, p.title) for p in shown] + [("sweep", "Sweeps", "Trainability map")]
     assert page.get_by_role("tab").all_text_contents() == [label for _, label, _ in tabs]
     for name, label, title in tabs[1:] + tabs[:1]:  # every tab, clicked, draws its panel alone; back to the first
         open_tab(page, name, label)
@@ -162,7 +162,7 @@ def test_lecture_mode_fits_every_panel_on_the_projector(server, browser, size, t
     from gradlab import panels
     shown = panels.shown(dict.fromkeys(cells.split(","), 1), trained=False)
     problems = []
-    for name, label in [(p.name, p.tab) for p in shown] + [("sweep", "Saved sweeps")]:
+    for name, label in [(p.name, p.tab) for p in shown] + [("sweep", "Sweeps")]:
         open_tab(page, name, label)
         box = page.locator(f'.st-key-fig_{name}')
         # its top just below the header, as a lecturer scrolls to it

@@ -40,7 +40,7 @@ def test_default_view_tells_the_vanishing_story():
     assert not at.exception
     # every probe panel of the registry (both cells present), and the shipped trainability map
     # a tab per panel and one for the saved sweeps; only the open one is drawn
-    assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, False)] + ["Saved sweeps"]
+    assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, False)] + ["Sweeps"]
     assert len(charts(at)) == 1 and at.query_params["panel"] == "grad_vs_time"
     assert any(c.value.startswith("Switch the mode to **train** and press *Train both cells* for more tabs")
                for c in at.caption)
@@ -114,7 +114,7 @@ def test_training_mode_draws_the_heatmap_and_learning_curves():
     assert hint in [c.value for c in at.caption]  # named as the tabs will be
     at.button[[b.label for b in at.button].index("Train both cells")].click().run()
     assert not at.exception
-    assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, True)] + ["Saved sweeps"]
+    assert [t.label for t in at.tabs] == [p.tab for p in panels.shown({"rnn": 1, "lstm": 1}, True)] + ["Sweeps"]
     assert charts(at)[0]["layout"]["title"]["text"] == "Gradient reaching each time step"  # still the open tab
     at.session_state["panel"] = "grad_over_training"
     at.run()

@@ -148,7 +148,7 @@ def test_the_dashboard_has_a_tab_per_panel_in_registry_order_and_draws_only_the_
     at.run()
     assert not at.exception
     shown = panels.shown({"rnn": 1, "lstm": 1}, trained=False)
-    assert [t.label for t in at.tabs] == [p.tab for p in shown] + ["Saved sweeps"]
+    assert [t.label for t in at.tabs] == [p.tab for p in shown] + ["Sweeps"]
 
     def drawn():
         out = {}
