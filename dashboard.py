@@ -112,7 +112,15 @@ def summarised(p) -> Callable[[], dict]:
     except Exception:  # a pool that cannot start or has broken: the same number, computed here
         _processes.clear()
         return lambda: analysis.summary(p)
-    return lambda: analysis.summary(p, spectrum=job.result())
+
+    def finish() -> dict:
+        try:
+            spectrum = job.result()
+        except Exception:  # a worker that died (or the number's own error): computed here, which raises the latter
+            _processes.clear()
+            spectrum = None
+        return analysis.summary(p, spectrum=spectrum)
+    return finish
 
 
 def probe_one(cfg: Config):

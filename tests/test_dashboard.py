@@ -447,3 +447,32 @@ def test_the_page_draws_the_figure_the_library_draws():
     assert [t.get("name") for t in page["data"]] == [t.get("name") for t in direct["data"]]
     for a, b in zip(page["data"], direct["data"]):
         np.testing.assert_array_equal(values(a["y"]), values(b["y"]))
+
+
+def test_a_broken_spectrum_worker_costs_time_not_the_page(monkeypatch):
+    """A worker process that dies (or a pool that cannot start) leaves the summary to be computed in the script: the
+    same numbers, no error, and a fresh pool next time."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+    from types import SimpleNamespace
+
+    import gradlab
+    from gradlab import Config, analysis
+    d = {"__name__": "dashboard_pool_under_test"}
+    exec(compile(Path(APP).read_text(), APP, "exec"), d)
+    cleared = []
+
+    def broken_future(*args):
+        f = Future()
+        f.set_exception(BrokenProcessPool("a worker died"))
+        return f
+
+    def no_pool():
+        raise OSError("cannot start processes here")
+    cfg = Config(cell="lstm", seq_len=30)
+    want = analysis.summary(gradlab.probe(cfg))["lyapunov"]
+    for pool in (lambda: SimpleNamespace(submit=broken_future), no_pool):
+        d["_processes"] = type("Cached", (), {"__call__": staticmethod(pool), "clear": lambda self: cleared.append(1)})()
+        got = d["summarised"](gradlab.probe(cfg))()["lyapunov"]
+        np.testing.assert_array_equal(got, want)
+    assert len(cleared) == 2
