@@ -108,7 +108,7 @@ def summarised(p) -> Callable[[], dict]:
     if getattr(p, "_summary", None) is not None:
         return lambda: analysis.summary(p)
     try:
-        job = _processes().submit(lyapunov.lyapunov, *lyapunov.trajectory(p))
+        job = _processes().submit(lyapunov.lyapunov, lyapunov.trajectory(p))
     except Exception:  # a pool that cannot start or has broken: the same number, computed here
         _processes.clear()
         return lambda: analysis.summary(p)
@@ -119,7 +119,7 @@ def summarised(p) -> Callable[[], dict]:
         except Exception:  # a worker that died (or the number's own error): computed here, which raises the latter
             _processes.clear()
             spectrum = None
-        return analysis.summary(p, spectrum=spectrum)
+        return analysis.summary(p, factors=spectrum)
     return finish
 
 
@@ -159,7 +159,7 @@ def figure_of(name: str, key: str, style: plots.Style, _records: dict):
 @st.cache_resource(show_spinner=False)
 def _processes() -> ProcessPoolExecutor:
     """Two worker processes for the spectra, started from a fork server that has imported gradlab (a fresh process,
-    not a copy of this one with its threads), and started now: a no-op is sent so the first page does not wait."""
+    not a copy of this one with its threads), both started now so that the first page does not wait for them."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["gradlab.lyapunov"])
     pool = ProcessPoolExecutor(max_workers=2, mp_context=ctx)
@@ -462,7 +462,13 @@ def train_ui(cfg: Config, style: plots.Style) -> dict | None:
         st.session_state.pop("_training", None)  # not reached when a rerun unwinds the loop: then it was a stop
         bar.empty()
         live.empty()
-    return store.get(key)
+    return trained(cfg, cells)
+
+
+def trained(cfg: Config, cells: tuple[str, ...]) -> dict | None:
+    """This session's training of these cells at this setting ({cell: Run}), if it has a run for every cell."""
+    runs = st.session_state.get("runs", {}).get((cfg, cells))
+    return runs if runs and len(runs) == len(cells) else None
 
 
 def train_label(cells: tuple[str, ...]) -> str:
@@ -540,9 +546,9 @@ def main() -> None:
     # The records' summaries hold their Lyapunov spectra, the slowest numbers on the page: computed only when the
     # scene or the panel that will be open reads them, in worker processes while the script goes on (summarised).
     cells = shown_cells()
-    trained = mode == MODES[1] and st.session_state.get("runs", {}).get((cfg, cells))
-    will_open = panels.BY_NAME.get(opening([p.name for p in panels.shown(dict.fromkeys(cells, 1), bool(trained))]))
-    spectra = present or scene is not None or (not trained and will_open is not None and will_open.summary)
+    done = mode == MODES[1] and trained(cfg, cells) is not None
+    will_open = panels.BY_NAME.get(opening([name for name, _ in tab_list(cells, done)]))
+    spectra = present or scene is not None or (not done and will_open is not None and will_open.summary)
     try:
         probes, pending = measure(cfg, cells, spectra)
     except Exception as e:  # never a traceback in front of a class
@@ -561,16 +567,13 @@ def main() -> None:
             st.warning(f"{plots.NAMES[cell]}: {sentence}.")
     headline = st.empty()  # what is plotted: the trained weights' profile once trained
     runs = train_ui(cfg, style) if mode == MODES[1] else None
-    if runs and len(runs) < len(probes):
-        runs = None
     records = runs or probes
     for cell, r in (runs or {}).items():  # above the tabs: whichever is open
         if r.stopped:
             st.warning(f"{plots.NAMES[cell]}: {r.stopped['reason']}; everything before it is shown.")
     notes = {"grad_vs_time": "After training: the profile of the trained weights." if runs else "",
              "learning": diagnosis_line(runs) if runs else ""}
-    shown = panels.shown(records, bool(runs))
-    pick = open_tab([(p.name, p.tab) for p in shown] + [SWEEP_TAB])
+    pick = open_tab(tab_list(cells, bool(runs)))
     headline.markdown(("**After training.** " if runs else "") + diagnosis_line(runs or probes))
     for finish in pending:
         finish()
@@ -588,6 +591,11 @@ def main() -> None:
         st.caption(("P" + press[1:] if mode == MODES[1] else f"Switch the mode to **train** and {press}")
                    + " for more tabs: " + ", ".join(f"*{p.tab}*" for p in panels.PANELS if p.training) + ".")
     export_all_ui(probes, runs, cfg, style, share_url(params))
+
+
+def tab_list(cells: tuple[str, ...], done: bool) -> list[tuple[str, str]]:
+    """(name, label) of every tab for these cells, before or after training: the panels they fill, then the sweeps."""
+    return [(p.name, p.tab) for p in panels.shown(dict.fromkeys(cells, 1), done)] + [SWEEP_TAB]
 
 
 class Tab(NamedTuple):
@@ -624,8 +632,6 @@ def present_ui(scene, cfg: Config, mode: str, probes: dict, pending: list, style
     """One scene: its title, its key panel as large as the window allows, its narrative; the clicker steps."""
     st.title(scene.title)
     runs = train_ui(cfg, style) if scene.train or mode == MODES[1] else None
-    if runs and len(runs) < len(probes):
-        runs = None
     records = runs or probes
     for finish in pending:  # the cells' spectra, computed side by side in two processes
         finish()

@@ -230,7 +230,7 @@ def profile_summary(cell: str, nonlinearity: str, W_hh: np.ndarray, g: np.ndarra
     return out
 
 
-def summary(p, spectrum: np.ndarray | None = None) -> dict:
+def summary(p, factors: np.ndarray | None = None) -> dict:
     """Everything drawn, exported or said about one record p (a Probe, or a Run's `.latest`), computed once and
     kept on the record: profile_summary's anchor, curves, fitted rate and diagnosis, and the exact theory:
       lyapunov   (n,) the finite-time Lyapunov factors of the step Jacobians, descending (see lyapunov.py);
@@ -249,17 +249,18 @@ def summary(p, spectrum: np.ndarray | None = None) -> dict:
                  gradient reaches, step 1 unless cut (1 = exact).
       rate_on    which profile mean_rate and the Lyapunov curve are on: grad_c_norm for the LSTM, else grad_h_norm.
     The LSTM's cell-path curve is anchored on ||dL/dc_t|| too; ratio and the diagnosis are always on ||dL/dh_t||.
-    `spectrum`: lyapunov(p), when it was computed elsewhere (the dashboard computes it in another process, from
+    `factors`: lyapunov(p), when it was computed elsewhere (the dashboard computes it in another process, from
     lyapunov.trajectory(p)); used only by the call that makes the summary."""
     cached = getattr(p, "_summary", None)
     if cached is not None:
         return cached
-    out = dict(measured(p), curves=dict(measured(p)["curves"]))  # the measurements, then the theory beside them
+    m = measured(p)
+    out = dict(m, curves=dict(m["curves"]))  # the measurements, then the theory beside them
     g = p.grad_h_norm_last if out.get("last_only") else p.grad_h_norm
     gc = p.grad_c_norm_last if out.get("last_only") else p.grad_c_norm
     on = gc if out["rate_on"] == "grad_c_norm" else g
     end, first = out["end"], out["first"]
-    out["lyapunov"] = lyapunov(p) if spectrum is None else spectrum
+    out["lyapunov"] = lyapunov(p) if factors is None else factors
     out["lyapunov_sequences"] = sequences_used(p)
     if not (out["mixed"] and not out.get("last_only")):
         top = out["lyapunov"][0] if len(out["lyapunov"]) else np.nan

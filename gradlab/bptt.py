@@ -72,12 +72,12 @@ def _safe_range(dtype: np.dtype, count: int) -> tuple[float, float]:
     return lo, 1e280 if float(fi.max) > 1e150 else float(fi.max) / 4
 
 
-def _sum_squares(v: np.ndarray) -> np.ndarray:
+def _sum_squares(v: np.ndarray, sq: np.ndarray | None = None) -> np.ndarray:
     """Per-step plain sums of squares of v (n, ...) over all its other axes, squared and summed (pairwise) in v's own
-    dtype, as float64 (n,)."""
-    flat = v.reshape(len(v), -1)  # a copy when v is a strided view: then ours to square in place
+    dtype, as float64 (n,); sq is scratch of v's size for the squares (or None)."""
+    flat = v.reshape(len(v), -1)
     with np.errstate(all="ignore"):  # out of range is detected by the caller, and redone
-        sq = np.multiply(flat, flat, out=None if np.may_share_memory(flat, v) else flat)
+        sq = np.multiply(flat, flat, out=None if sq is None else sq.reshape(flat.shape))
         return sq.sum(axis=1).astype(np.float64)
 
 
@@ -98,13 +98,6 @@ def _step_norms(v: np.ndarray) -> np.ndarray:
     return norms
 
 
-def _term_norms(da: np.ndarray, h_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step t's term of dL/dW_hh, da_t^T h_{t-1}, for each step of a chunk: (their sum (G, H), their norms (n,)).
-    da (n, B, G), h_prev (n, B, H)."""
-    terms = np.matmul(da.transpose(0, 2, 1), h_prev)  # (n, G, H)
-    return terms.sum(axis=0), _term_norms_of(terms, da.transpose(0, 2, 1), h_prev.transpose(0, 2, 1))
-
-
 def _term_norms_of(terms: np.ndarray, da: np.ndarray, h_prev: np.ndarray, sq: np.ndarray | None = None) -> np.ndarray:
     """The norms (n,) of the terms (n, G, H) = da h_prev^T, da (n, G, B), h_prev (n, H, B) (feature-major); sq is
     scratch of terms' shape (or None).
@@ -116,14 +109,13 @@ def _term_norms_of(terms: np.ndarray, da: np.ndarray, h_prev: np.ndarray, sq: np
     norm = s_a s_h ||(da/s_a) (h/s_h)^T||, which cannot under- or overflow; a step whose da is exactly 0 is 0.
     """
     lo, hi = _safe_range(terms.dtype, terms[0].size if len(terms) else 1)
-    flat = terms.reshape(len(terms), -1)
-    with np.errstate(all="ignore"):  # out of range is detected below, and redone
-        ss = np.multiply(flat, flat, out=None if sq is None else sq.reshape(flat.shape)).sum(axis=1).astype(np.float64)
+    ss = _sum_squares(terms, sq)  # out of range is detected below, and redone
     norms = np.sqrt(ss)
     redo = np.flatnonzero(~((ss > lo) & (ss < hi)))  # also catches 0, inf and nan, reported honestly below
     if len(redo) == 0:
         return norms
     if terms.dtype != np.float64:
+        flat = terms.reshape(len(terms), -1)
         m = np.abs(flat[redo]).max(axis=1)
         intact = (m >= float(np.finfo(terms.dtype).tiny) * 2.0**24) & np.isfinite(m)
         if intact.any():

@@ -92,10 +92,6 @@ def rnn_step_backward(dh: np.ndarray, deriv: np.ndarray, out: np.ndarray | None 
 
 # ---- LSTM: gates = (sig(a_i), sig(a_f), tanh(a_g), sig(a_o)); c_t = f c_{t-1} + i g; h_t = o tanh(c_t) -------
 
-def sigmoid(a: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-a))
-
-
 def lstm_step_forward(a: np.ndarray, c_prev: np.ndarray, gates_out: np.ndarray | None = None,
                       c_out: np.ndarray | None = None, h_out: np.ndarray | None = None, axis: int = -1,
                       negated: bool = False):

@@ -97,14 +97,15 @@ class Trajectory:
     params: dict
 
 
-def trajectory(probe) -> tuple[Trajectory, int]:
-    """(the part of `probe` its default spectrum reads, how many sequences that is): lyapunov(*trajectory(p)) is
-    lyapunov(p), computed from the same numbers in the same order, so equal bit for bit (tests/test_lyapunov.py)."""
+def trajectory(probe) -> Trajectory:
+    """The part of `probe` its default spectrum reads (the sequences_used(probe) sequences it averages):
+    lyapunov(trajectory(p)) is lyapunov(p), computed from the same numbers in the same order, so equal bit for bit
+    (tests/test_lyapunov.py). The default picks the same sequences again: all of the trajectory's, which fit."""
     k = _auto(probe)
     cut = lambda a: None if a is None else np.ascontiguousarray(a[:, :k])  # noqa: E731
     keep = {n: probe.params[n] for n in ("weight_hh_l0", "bias_hh_l0") if n in probe.params}
     return Trajectory(probe.cell, probe.nonlinearity, cut(probe.h), cut(getattr(probe, "c", None)),
-                      cut(getattr(probe, "gates", None)), keep), k
+                      cut(getattr(probe, "gates", None)), keep)
 
 
 def _local_steps(probe, k: int, T: int):

@@ -30,8 +30,9 @@ class Panel:
     training: bool = False  # needs trained runs (records are Runs); otherwise draws any record's `.latest`
     cells: tuple[str, ...] = plots.CELLS  # the cells it can draw; it is shown when any of them is present
     # Whether the figure reads analysis.summary (and so the Lyapunov spectrum, the slowest number drawn): the dashboard
-    # computes the spectra only when the open tab's panel (or the scene) reads them. Speed only: a panel that reads it
-    # anyway computes it itself (tests/test_panels_speed.py checks the declaration).
+    # computes the spectra only when the scene, the present view or (before training) the tab that will open reads
+    # them. Speed only: a panel that reads it anyway computes it itself (tests/test_panels_speed.py checks the
+    # declaration).
     summary: bool = True
     # What of each record the figure draws, when that is less than the whole record: the figure is then cached by it
     # (drawn(), below), so a control that does not change it (T, for the matrix's spectrum) does not redraw it.
@@ -64,7 +65,7 @@ PANELS: tuple[Panel, ...] = (
           "measured; as vectors they add up to the total. The product of forget gates (averaged over batch and units) "
           "approximates the direct path only, so it explains the total only where the direct path dominates.",
           plots.cell_paths, tables.cell_paths, cells=("lstm",)),
-    Panel("grad_x", "Gradient reaching the input", "Input",
+    Panel("grad_x", "Gradient reaching the input", "At x_t",
           "Whether a network can learn a lag is a question about its input: how much gradient reaches x_t at the "
           "steps that hold the information (grey bars: how many sequences of the batch have it at that step). Where "
           "the curve is orders of magnitude below its value near the loss, training gets almost no signal from "

@@ -248,6 +248,7 @@ def test_float32_term_norms_are_scaled_where_float32_squares_underflow():
     rng = np.random.default_rng(0)
     da = (rng.normal(size=(4, 3, 8)) * np.array([1e-21, 1e-5, 1e-30, 1.0])[:, None, None]).astype(np.float32)
     h = rng.normal(size=(4, 3, 2)).astype(np.float32)
-    _, norms = bptt._term_norms(da, h)
+    terms = np.matmul(da.transpose(0, 2, 1), h)  # (n, G, H): each step's da_t^T h_{t-1}
+    norms = bptt._term_norms_of(terms, da.transpose(0, 2, 1), h.transpose(0, 2, 1))
     want = np.linalg.norm(np.matmul(da.astype(np.float64).transpose(0, 2, 1), h.astype(np.float64)), axis=(1, 2))
     np.testing.assert_allclose(norms, want, rtol=1e-5)

@@ -376,11 +376,12 @@ def test_a_trajectory_gives_the_probes_spectrum_bit_for_bit_here_and_in_another_
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from gradlab.lyapunov import trajectory
+    from gradlab.lyapunov import sequences_used, trajectory
     p = gradlab.probe(gradlab.Config(cell=cell, seq_len=60))
     want = lyapunov(p)
-    part, k = trajectory(p)
+    part = trajectory(p)
+    k = sequences_used(p)
     assert part.h.shape[1] == k < p.h.shape[1] or cell == "lstm"  # only the sequences used travel
-    np.testing.assert_array_equal(lyapunov(part, k), want)
+    np.testing.assert_array_equal(lyapunov(part), want)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        np.testing.assert_array_equal(pool.submit(lyapunov, part, k).result(), want)
+        np.testing.assert_array_equal(pool.submit(lyapunov, part).result(), want)
